@@ -1,0 +1,39 @@
+# qemu-nested-kvm: top-level entry points.  Each target installs what it
+# needs (Debian packages via apt-get, QEMU and meson via a private apt
+# configuration under build/) and builds incrementally.
+
+.PHONY: all deps fork stock standalone unit check demo fuzz checkpatch clean
+
+all: fork standalone
+
+deps:
+	scripts/install-deps.sh
+
+fork: deps
+	scripts/build-fork.sh
+
+stock: deps
+	scripts/build-fork.sh --pristine
+
+standalone: deps
+	@test -f build/standalone/build.ninja || scripts/meson setup build/standalone .
+	ninja -C build/standalone
+
+unit: standalone
+	scripts/meson test -C build/standalone --no-rebuild
+
+check:
+	scripts/check.sh
+
+demo: fork standalone
+	/usr/bin/python3 tests/functional/demo_migrate.py
+
+fuzz: deps
+	scripts/run-fuzz.sh $${FUZZ_SECONDS:-900}
+
+checkpatch: fork
+	git ls-files -co --exclude-standard -- '*.c' '*.h' | \
+	    xargs -n1 build/qemu-10.0.13/scripts/checkpatch.pl --no-tree -q -f
+
+clean:
+	rm -rf build/standalone build/qemu-build build/fuzz build/check-logs
