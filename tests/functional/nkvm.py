@@ -1,0 +1,394 @@
+"""
+nkvm: launch the nkvm test guest (tests/guest) under the fork's QEMU
+
+A small library for the functional tests and the migration demo.  It
+starts QEMU with the guest as a Multiboot kernel, its serial port in a
+file and QMP on a unix socket in a private temporary directory, and
+offers bounded waits on all of them.  Every wait has a timeout; when one
+expires the serial log and QEMU's stderr are dumped and the processes
+are killed.
+
+Environment:
+  NKVM_QEMU      QEMU binary (default <repo>/build/qemu-system-x86_64)
+  NKVM_FIRMWARE  firmware directory passed as -L
+                 (default <repo>/build/firmware)
+  NKVM_GUEST     guest image (default <repo>/build/standalone/tests/guest/
+                 nkvm-guest.elf, then build/standalone-guest/...)
+  NKVM_KEEP      if set, keep the temporary directory (logs) after a run
+
+SPDX-License-Identifier: GPL-2.0-or-later
+"""
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+QEMU_PYTHON = REPO / "build" / "qemu-10.0.13" / "python"
+sys.path.insert(0, str(QEMU_PYTHON))
+
+# pylint: disable=wrong-import-position
+from qemu.qmp import QMPError  # noqa: E402
+from qemu.qmp.legacy import QEMUMonitorProtocol  # noqa: E402
+
+# Keep in sync with tests/guest/nkvm-guest.h.  isa-debug-exit turns a
+# guest write of V into QEMU exit status (V << 1) | 1.
+GUEST_EXIT_PASS = 0x10
+GUEST_EXIT_FAIL = 0x11
+EXIT_PASS = (GUEST_EXIT_PASS << 1) | 1    # 33
+EXIT_FAIL = (GUEST_EXIT_FAIL << 1) | 1    # 35
+
+DEBUG_EXIT_DEVICE = "isa-debug-exit,iobase=0xf4,iosize=0x04"
+LOOPBACK = "127.0.0.1"
+
+SCENARIOS = ("smoke", "migrate", "expect-fail")
+
+
+def exit_status_name(status):
+    """Describe a QEMU exit status in terms of the guest protocol."""
+    names = {
+        EXIT_PASS: "guest PASS",
+        EXIT_FAIL: "guest FAIL",
+        0: "QEMU exited normally (shutdown or triple fault with "
+           "-no-reboot; the guest never reached isa-debug-exit)",
+        1: "QEMU error",
+    }
+    if status is None:
+        return "still running"
+    if status < 0:
+        return f"killed by signal {-status}"
+    return names.get(status, f"unexpected status {status}")
+
+
+class NkvmError(Exception):
+    """A harness-level failure (QEMU missing, died, protocol error)."""
+
+
+class NkvmTimeout(NkvmError):
+    """A bounded wait expired."""
+
+
+def qemu_binary():
+    path = Path(os.environ.get("NKVM_QEMU",
+                               REPO / "build" / "qemu-system-x86_64"))
+    if not path.is_file() or not os.access(path, os.X_OK):
+        raise NkvmError(f"QEMU binary {path} not found (set NKVM_QEMU)")
+    return path
+
+
+def firmware_dir():
+    path = Path(os.environ.get("NKVM_FIRMWARE", REPO / "build" / "firmware"))
+    if not (path / "bios-256k.bin").is_file():
+        raise NkvmError(f"no bios-256k.bin in {path} (set NKVM_FIRMWARE)")
+    return path
+
+
+def guest_image():
+    if "NKVM_GUEST" in os.environ:
+        candidates = [Path(os.environ["NKVM_GUEST"])]
+    else:
+        candidates = [REPO / "build" / d / "tests" / "guest" /
+                      "nkvm-guest.elf"
+                      for d in ("standalone", "standalone-guest")]
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise NkvmError("guest image not found in "
+                    + ", ".join(str(p) for p in candidates)
+                    + " (build it, or set NKVM_GUEST)")
+
+
+class Lab:
+    """A private temporary directory and every VM started in it.
+
+    Use as a context manager: on exit all VMs still running are killed
+    and the directory is removed (kept if NKVM_KEEP is set).
+    """
+
+    def __init__(self, prefix="nkvm-"):
+        self.dir = Path(tempfile.mkdtemp(prefix=prefix))
+        self.vms = []
+
+    def vm(self, name, scenario, **kwargs):
+        vm = GuestVM(self, name, scenario, **kwargs)
+        self.vms.append(vm)
+        return vm
+
+    def close(self):
+        for vm in self.vms:
+            vm.close()
+        if os.environ.get("NKVM_KEEP"):
+            print(f"# logs kept in {self.dir}", flush=True)
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class GuestVM:
+    """One QEMU process running the nkvm guest."""
+
+    # pylint: disable=too-many-instance-attributes,too-many-arguments
+    def __init__(self, lab, name, scenario, accel="tcg", memory_mb=64,
+                 incoming=None, extra_args=()):
+        self.lab = lab
+        self.name = name
+        self.scenario = scenario
+        self.accel = accel
+        self.memory_mb = memory_mb
+        self.incoming = incoming
+        self.extra_args = list(extra_args)
+        self.serial_path = lab.dir / f"{name}.serial"
+        self.stderr_path = lab.dir / f"{name}.stderr"
+        self.qmp_path = lab.dir / f"{name}.qmp"
+        self.proc = None
+        self.mon = None
+        self.exitcode = None
+
+    def command_line(self):
+        args = [str(qemu_binary()),
+                "-L", str(firmware_dir()),
+                "-M", "pc", "-nodefaults", "-display", "none",
+                "-m", str(self.memory_mb),
+                "-accel", self.accel,
+                # A triple fault then ends QEMU with status 0 instead of
+                # rebooting the guest in a loop.
+                "-no-reboot",
+                "-kernel", str(guest_image()),
+                "-append", self.scenario,
+                "-device", DEBUG_EXIT_DEVICE,
+                "-chardev", f"file,id=serial0,path={self.serial_path}",
+                "-serial", "chardev:serial0",
+                "-qmp", f"unix:{self.qmp_path},server=on,wait=off"]
+        if self.incoming:
+            args += ["-incoming", self.incoming]
+        return args + self.extra_args
+
+    def launch(self, qmp_timeout=15.0):
+        args = self.command_line()
+        with open(self.stderr_path, "wb") as err:
+            self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL,
+                                         stdout=err, stderr=err)
+        # QEMU listens (server=on,wait=off creates the socket before the
+        # guest starts); poll for it so that a QEMU that dies at startup
+        # is noticed at once rather than after the whole timeout.
+        deadline = time.monotonic() + qmp_timeout
+        last_exc = None
+        while True:
+            if self.poll() is not None:
+                self.fail("QEMU exited at startup "
+                          f"({exit_status_name(self.exitcode)})")
+            if self.qmp_path.exists():
+                mon = QEMUMonitorProtocol(str(self.qmp_path),
+                                          nickname=self.name)
+                try:
+                    mon.connect()
+                    self.mon = mon
+                    break
+                except (QMPError, OSError) as exc:
+                    last_exc = exc
+                    mon.close()
+            if time.monotonic() >= deadline:
+                self.fail(NkvmTimeout(
+                    f"{self.name}: QMP connection not established within "
+                    f"{qmp_timeout} s ({last_exc!r})"))
+            time.sleep(0.02)
+        # Each QMP command gets the same bound as the connection.
+        self.mon.settimeout(qmp_timeout)
+        return self
+
+    # ---- state -------------------------------------------------------
+
+    def poll(self):
+        if self.proc is not None and self.exitcode is None:
+            self.exitcode = self.proc.poll()
+        return self.exitcode
+
+    def serial_log(self):
+        try:
+            return self.serial_path.read_text(errors="replace") \
+                .replace("\r\n", "\n")
+        except FileNotFoundError:
+            return ""
+
+    def serial_lines(self):
+        return self.serial_log().splitlines()
+
+    def stderr_log(self):
+        try:
+            return self.stderr_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def dump(self, out=sys.stdout):
+        print(f"# ---- {self.name}: serial log ({self.serial_path}) ----",
+              file=out)
+        for line in self.serial_lines():
+            print(f"# {line}", file=out)
+        err = self.stderr_log().strip()
+        if err:
+            print(f"# ---- {self.name}: QEMU stderr ----", file=out)
+            for line in err.splitlines():
+                print(f"# {line}", file=out)
+        print(f"# ---- {self.name}: {exit_status_name(self.poll())} ----",
+              file=out, flush=True)
+
+    def fail(self, why):
+        """Dump logs, kill this VM and raise."""
+        self.dump()
+        self.kill()
+        if isinstance(why, NkvmTimeout):
+            raise why
+        raise NkvmError(f"{self.name}: {why}")
+
+    # ---- QMP ---------------------------------------------------------
+
+    def qmp(self, cmd, **args):
+        """Run a QMP command and return its result; raise on error."""
+        if self.mon is None:
+            raise NkvmError(f"{self.name}: not launched")
+        try:
+            return self.mon.cmd(cmd, **args)
+        except QMPError as exc:
+            raise NkvmError(f"{self.name}: QMP {cmd} failed: {exc}") from exc
+        except TimeoutError as exc:
+            raise NkvmTimeout(f"{self.name}: QMP {cmd} timed out") from exc
+
+    # ---- bounded waits -----------------------------------------------
+
+    def wait_for_serial_line(self, pattern, timeout, fatal=True):
+        """Wait until a whole serial line matches the regex pattern.
+
+        Returns the match.  On timeout, or if QEMU exits first, dumps
+        the logs, kills QEMU and raises NkvmTimeout (fatal=True) or
+        returns None (fatal=False, QEMU left running).
+        """
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.serial_log()
+            # Only complete lines: the guest may be mid-line.
+            for line in text.split("\n")[:-1]:
+                m = regex.fullmatch(line)
+                if m:
+                    return m
+            if self.poll() is not None:
+                why = (f"QEMU exited ({exit_status_name(self.exitcode)}) "
+                       f"before serial line /{pattern}/")
+                if fatal:
+                    self.fail(why)
+                return None
+            if time.monotonic() >= deadline:
+                if fatal:
+                    self.fail(NkvmTimeout(
+                        f"{self.name}: no serial line /{pattern}/ "
+                        f"within {timeout} s"))
+                return None
+            time.sleep(0.02)
+
+    def wait_exit(self, timeout, fatal=True):
+        """Wait for QEMU to exit; return its status (None if fatal=False
+        and it is still running after timeout)."""
+        try:
+            self.exitcode = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            if fatal:
+                self.fail(NkvmTimeout(f"{self.name}: QEMU still running "
+                                      f"after {timeout} s"))
+            return None
+        return self.exitcode
+
+    # ---- teardown ----------------------------------------------------
+
+    def kill(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+        self.poll()
+
+    def close(self):
+        if self.mon is not None:
+            try:
+                self.mon.close()
+            except Exception:  # pylint: disable=broad-except
+                pass
+            self.mon = None
+        self.kill()
+
+
+def guest_result(lines):
+    """Summarise the guest's TAP-like output: (ok, not_ok, plan, verdict)."""
+    oks = [ln for ln in lines if re.match(r"ok \d+ - ", ln)]
+    not_oks = [ln for ln in lines if re.match(r"not ok \d+ - ", ln)]
+    plan = None
+    verdict = None
+    for ln in lines:
+        m = re.fullmatch(r"1\.\.(\d+)", ln)
+        if m:
+            plan = int(m.group(1))
+        if ln == "PASS" or ln.startswith("FAIL"):
+            verdict = ln
+    return oks, not_oks, plan, verdict
+
+
+def migrate(src, dst, timeout=60.0, poll_interval=0.05, progress=None):
+    """Live-migrate src to dst over loopback TCP and return the source's
+    final query-migrate result.
+
+    dst must have been launched with incoming="defer".  The destination
+    listens on port 0 (the kernel picks a free port, no race) and the
+    real port is read back from its query-migrate.  progress, if given,
+    is called with each new (status, transferred bytes) of the source.
+    """
+    dst.qmp("migrate-incoming", uri=f"tcp:{LOOPBACK}:0")
+    info = dst.qmp("query-migrate")
+    addrs = info.get("socket-address") or []
+    ports = [a["port"] for a in addrs
+             if a.get("type") == "inet" and a.get("host") == LOOPBACK]
+    if not ports:
+        raise NkvmError(f"destination did not report its listening "
+                        f"port: {info}")
+    uri = f"tcp:{LOOPBACK}:{ports[0]}"
+    if progress:
+        progress(f"destination listening on {uri}")
+    src.qmp("migrate", uri=uri)
+
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        info = src.qmp("query-migrate")
+        status = info.get("status")
+        ram = info.get("ram", {})
+        now = (status, ram.get("transferred"))
+        if progress and now != last:
+            progress(f"status={status} transferred={ram.get('transferred')} "
+                     f"remaining={ram.get('remaining')} "
+                     f"total={ram.get('total')}")
+            last = now
+        if status in ("completed", "failed", "cancelled"):
+            return info
+        if src.poll() is not None or dst.poll() is not None:
+            raise NkvmError("a QEMU process exited during migration "
+                            f"(src: {exit_status_name(src.poll())}, "
+                            f"dst: {exit_status_name(dst.poll())})")
+        if time.monotonic() >= deadline:
+            try:
+                src.qmp("migrate_cancel")
+            except NkvmError:
+                pass
+            raise NkvmTimeout(f"migration not finished within {timeout} s "
+                              f"(last status {status})")
+        time.sleep(poll_interval)

@@ -1,0 +1,158 @@
+/*
+ * nkvm-guest: freestanding x86-64 test guest for qemu-nested-kvm
+ *
+ * Definitions shared by the assembly entry code, the C checks and (by
+ * hand, see tests/functional/nkvm.py) the Python harness.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#ifndef NKVM_GUEST_H
+#define NKVM_GUEST_H
+
+/*
+ * isa-debug-exit (-device isa-debug-exit,iobase=0xf4,iosize=0x04):
+ * writing V to the port makes QEMU exit with status (V << 1) | 1.
+ * Both statuses are odd and neither is 1, so they cannot be confused
+ * with QEMU's own exit statuses (0 = guest shutdown or triple fault
+ * under -no-reboot, 1 = QEMU error).  Keep in sync with nkvm.py.
+ */
+#define NKVM_EXIT_PORT          0xf4
+#define NKVM_EXIT_PASS          0x10    /* QEMU exit status 33 */
+#define NKVM_EXIT_FAIL          0x11    /* QEMU exit status 35 */
+
+#define NKVM_COM1               0x3f8
+
+/* GDT selectors (boot.S builds the table). */
+#define GDT_CODE64              0x08
+#define GDT_DATA                0x10
+#define GDT_CODE32              0x18    /* 32-bit compatibility-mode code */
+
+/* Control register and MSR bits used by boot.S (Intel SDM Vol. 3A 2.5). */
+#define CR0_PE                  (1 << 0)
+#define CR0_PG                  (1 << 31)
+#define CR4_PAE                 (1 << 5)
+#define MSR_EFER                0xc0000080
+#define EFER_LME                (1 << 8)
+
+/* Page table entry bits (Intel SDM Vol. 3A 4.5, Table 4-19/4-20). */
+#define PTE_P                   0x001
+#define PTE_W                   0x002
+#define PTE_PS                  0x080
+
+#define PAGE_SIZE               4096
+
+/* Distance between the interrupt entry stubs in isr.S */
+#define ISR_STUB_SIZE           16
+
+/*
+ * Memory used by the "migrate" scenario for its pattern: 8 MiB starting
+ * at 16 MiB, well above the image (loaded at 1 MiB) and below the 64 MiB
+ * the harness gives the VM.
+ */
+#define PATTERN_BASE            0x01000000
+#define PATTERN_SIZE            0x00800000
+
+#ifndef __ASSEMBLER__
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * What an interrupt stub leaves on the stack, lowest address first.
+ * isr.S pushes the general registers and the vector, and for vectors
+ * without a CPU-pushed error code a zero in its place; the rest is the
+ * IA-32e interrupt stack frame (Intel SDM Vol. 3A 6.14.2, Figure 6-9).
+ */
+typedef struct IsrFrame {
+    uint64_t r15, r14, r13, r12, r11, r10, r9, r8;
+    uint64_t rbp, rdi, rsi, rdx, rcx, rbx, rax;
+    uint64_t vector;
+    uint64_t error_code;
+    uint64_t rip;
+    uint64_t cs;
+    uint64_t rflags;
+    uint64_t rsp;
+    uint64_t ss;
+} IsrFrame;
+
+/* lib.c */
+void serial_init(void);
+void serial_putc(char c);
+void kprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void kvprintf(const char *fmt, va_list ap);
+void *memset(void *s, int c, size_t n);
+void *memcpy(void *dst, const void *src, size_t n);
+void *memmove(void *dst, const void *src, size_t n);
+int memcmp(const void *a, const void *b, size_t n);
+size_t strlen(const char *s);
+void __attribute__((noreturn)) guest_exit(int value);
+
+static inline void outb(uint16_t port, uint8_t v)
+{
+    asm volatile("outb %0, %1" : : "a"(v), "Nd"(port));
+}
+
+static inline void outl(uint16_t port, uint32_t v)
+{
+    asm volatile("outl %0, %1" : : "a"(v), "Nd"(port));
+}
+
+static inline uint8_t inb(uint16_t port)
+{
+    uint8_t v;
+
+    asm volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
+    return v;
+}
+
+static inline uint64_t read_cr2(void)
+{
+    uint64_t v;
+
+    asm volatile("mov %%cr2, %0" : "=r"(v));
+    return v;
+}
+
+static inline void invlpg(uint64_t addr)
+{
+    asm volatile("invlpg (%0)" : : "r"(addr) : "memory");
+}
+
+static inline uint64_t rdtsc(void)
+{
+    uint32_t lo, hi;
+
+    asm volatile("rdtsc" : "=a"(lo), "=d"(hi));
+    return ((uint64_t)hi << 32) | lo;
+}
+
+/* boot.S */
+extern uint64_t boot_pt[512];           /* 4 KiB PTEs for 0..2 MiB */
+extern char __image_start[], __image_end[];
+
+/* isr.S: 256 stubs, ISR_STUB_SIZE bytes apart */
+extern char isr_stubs[];
+
+/* triggers.S: each label marks the instruction after (or at) the event */
+void trigger_int80(void);
+extern char trigger_int80_ret[];
+void trigger_int3(void);
+extern char trigger_int3_ret[];
+void trigger_into_compat(void);
+extern char trigger_into_ret[];
+/* volatile: *addr is stored to by the assembly, behind the compiler */
+void trigger_pf_write(volatile uint64_t *addr, uint64_t value);
+extern char trigger_pf_insn[];
+void wait_for_nmi(volatile uint32_t *count); /* NMI handler writes */
+extern char wait_for_nmi_after_hlt[];
+
+/* main.c */
+void isr_dispatch(IsrFrame *f);
+void __attribute__((noreturn)) guest_main(uint32_t magic, uint32_t mbi);
+
+#endif /* __ASSEMBLER__ */
+
+#endif /* NKVM_GUEST_H */
