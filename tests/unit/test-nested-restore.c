@@ -1,0 +1,2 @@
+#include "nested-events.h"
+int main(void) { return 0; }
