@@ -60,7 +60,8 @@ unit_tests() {
 checkpatch() {
     local cp=$build/qemu-10.0.13/scripts/checkpatch.pl f
     while IFS= read -r f; do
-        if "$cp" --no-tree -q -f "$top/$f" > "$logdir/checkpatch.tmp" 2>&1; then
+        # Relative paths: checkpatch applies its tests/ rules by path.
+        if (cd "$top" && "$cp" --no-tree -q -f "$f") > "$logdir/checkpatch.tmp" 2>&1; then
             echo "ok - checkpatch $f"
         else
             sed 's/^/  /' "$logdir/checkpatch.tmp"

@@ -119,7 +119,11 @@ def start_stop(accel):
             proc.kill()
             report(False, name, f"{exc!r} stderr={proc.stderr.read()}")
         finally:
-            mon.close()
+            try:
+                mon.close()
+            except EOFError:
+                # QEMU may close the socket right after answering quit.
+                pass
 
 
 def main():
