@@ -10,7 +10,10 @@
 
 #include "nested-events.h"
 
-G_DEFINE_QUARK(nested-event-error-quark, nested_event_error)
+GQuark nested_event_error_quark(void)
+{
+    return g_quark_from_static_string("nested-event-error-quark");
+}
 
 void nested_event_state_init(NestedEventState *st, NestedVendor vendor)
 {

@@ -160,7 +160,8 @@ static bool check_vcpu_event_reserved(const struct kvm_vcpu_events *ev,
     }
     if (ev->interrupt.shadow & ~NESTED_SHADOW_ALL) {
         g_set_error(errp, NESTED_EVENT_ERROR, NESTED_EVENT_ERROR_RESERVED,
-                    "interrupt.shadow=0x%x: unknown bits", ev->interrupt.shadow);
+                    "interrupt.shadow=0x%x: unknown bits",
+                    ev->interrupt.shadow);
         return false;
     }
     return true;
@@ -622,7 +623,8 @@ static bool decode_vmx_vmcs12(const uint8_t *data, NestedStateView *v,
     }
     v->has_vmcs = true;
     read_vmcs12(data, v);
-    if ((v->vmx_revision & ~NESTED_VMCS12_SHADOW_BIT) != NESTED_VMCS12_REVISION) {
+    if ((v->vmx_revision & ~NESTED_VMCS12_SHADOW_BIT) !=
+        NESTED_VMCS12_REVISION) {
         return ns_fail(errp, NESTED_EVENT_ERROR_INVALID,
                        "vmcs12.revision_id=0x%08x: expected 0x%08x",
                        v->vmx_revision, NESTED_VMCS12_REVISION);
