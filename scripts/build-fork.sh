@@ -112,11 +112,14 @@ configure_tree() {
 
 # ninja prints one status line per step; show one line per 5 % instead.
 run_ninja() {
-    NINJA_STATUS="[%p %f/%t] " ninja -C "$objdir" "$@" 2>&1 |
+    NINJA_STATUS="@@ %p %f %t @@ " ninja -C "$objdir" "$@" 2>&1 |
         awk '
-            /^\[ *[0-9]+% / {
+            $1 == "@@" {
                 p = $2; sub(/%/, "", p); p = int(p / 5) * 5
-                if (p != last) { print "  build " p "% (" $3 ")"; fflush(); last = p }
+                if (p != last) {
+                    print "  build " p "% (" $3 "/" $4 " steps)"; fflush()
+                    last = p
+                }
                 next
             }
             /error|Error|FAILED/ { print; fflush() }
