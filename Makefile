@@ -2,7 +2,7 @@
 # needs (Debian packages via apt-get, QEMU and meson via a private apt
 # configuration under build/) and builds incrementally.
 
-.PHONY: all deps fork stock standalone unit check demo fuzz checkpatch clean
+.PHONY: all deps fork stock standalone unit check demo fuzz lab checkpatch clean
 
 all: fork standalone
 
@@ -31,9 +31,12 @@ demo: fork standalone
 fuzz: deps
 	scripts/run-fuzz.sh $${FUZZ_SECONDS:-900}
 
+lab: fork
+	tests/lab/test_lab.sh
+
 checkpatch: fork
 	git ls-files -co --exclude-standard -- '*.c' '*.h' | \
 	    xargs -n1 build/qemu-10.0.13/scripts/checkpatch.pl --no-tree -q -f
 
 clean:
-	rm -rf build/standalone build/qemu-build build/fuzz build/check-logs
+	rm -rf build/standalone build/qemu-build build/fuzz build/check-logs build/lab/runs

@@ -33,9 +33,13 @@ fi
 
 log() { echo "build-fork[$flavour]: $*"; }
 
-# Overlay directories of the repo and where they land in QEMU's tree.
+# Overlay directories (synchronised whole) and single files of the repo,
+# and where they land in QEMU's tree.
 OVERLAY=(
     "accel/nested-kvm:accel/nested-kvm"
+    "target-i386:target/i386/nested-kvm"
+    "target-i386/qapi/nested-kvm-target.json:qapi/nested-kvm-target.json"
+    "target-i386/tcg:target/i386/tcg/nkvm"
 )
 
 export PYTHONPATH="$build/tools/usr/lib/python3/dist-packages${PYTHONPATH:+:$PYTHONPATH}"
@@ -87,27 +91,58 @@ sync_dir() {
     done < <(find "$dst" -type f -print0)
 }
 
+sync_file() {
+    local src=$1 dst=$2
+    if ! cmp -s "$src" "$dst"; then
+        mkdir -p "$(dirname "$dst")"
+        cp "$src" "$dst"
+    fi
+}
+
 lay_overlay() {
-    local entry
+    local entry src dst
     for entry in "${OVERLAY[@]}"; do
-        sync_dir "$top/${entry%%:*}" "$tree/${entry#*:}"
+        src=$top/${entry%%:*}
+        dst=$tree/${entry#*:}
+        if [ -d "$src" ]; then
+            sync_dir "$src" "$dst"
+        else
+            sync_file "$src" "$dst"
+        fi
     done
 }
 
-configure_tree() {
+configure_args() {
     local cc=cc
     command -v ccache >/dev/null && cc="ccache cc"
+    # virtfs: the lab shares the host's filesystem with L1 over 9p, and
+    # the fork itself is the lab's L0.
+    printf '%s\n' --python=/usr/bin/python3 --cc="$cc" \
+        --target-list=x86_64-softmmu --disable-docs --disable-werror \
+        --without-default-features --enable-kvm --enable-tcg \
+        --enable-virtfs --enable-attr \
+        --disable-download --disable-install-blobs \
+        --with-pkgversion="$pkgversion"
+}
+
+# Configure when the build directory is new or the arguments changed.
+configure_tree() {
+    local args stamp=$objdir/.nkvm-configure
+    args=$(configure_args)
+    if [ -f "$objdir/build.ninja" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$args" ]; then
+        return
+    fi
     mkdir -p "$objdir"
     log "configuring in $objdir"
-    (cd "$objdir" && "$tree/configure" --python=/usr/bin/python3 \
-        --cc="$cc" --target-list=x86_64-softmmu --disable-docs \
-        --disable-werror --without-default-features --enable-kvm \
-        --enable-tcg --disable-download --disable-install-blobs \
-        --with-pkgversion="$pkgversion") > "$objdir/configure.log" 2>&1 || {
+    local -a argv
+    mapfile -t argv <<< "$args"
+    (cd "$objdir" && "$tree/configure" "${argv[@]}") \
+        > "$objdir/configure.log" 2>&1 || {
         tail -n 30 "$objdir/configure.log"
         log "configure failed; full log in $objdir/configure.log"
         exit 1
     }
+    echo "$args" > "$stamp"
 }
 
 # ninja prints one status line per step; show one line per 5 % instead.
@@ -148,9 +183,7 @@ main() {
     if [ "$flavour" = fork ]; then
         lay_overlay
     fi
-    if [ ! -f "$objdir/build.ninja" ]; then
-        configure_tree
-    fi
+    configure_tree
     log "building qemu-system-x86_64 and option ROMs"
     run_ninja qemu-system-x86_64
     # The option ROMs (multiboot, linuxboot) come from a Makefile, not ninja.

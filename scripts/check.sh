@@ -87,6 +87,10 @@ if [ -x "$top/scripts/run-fuzz.sh" ]; then
 fi
 stage checkpatch checkpatch
 stage functional functional
+# Real KVM: nested SVM inside the fork's TCG (docs/lab.rst).
+if [ "${NKVM_LAB:-1}" = 1 ]; then
+    stage lab "$top/tests/lab/test_lab.sh"
+fi
 echo "$skipped skipped (they need a usable /dev/kvm)"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -1,0 +1,59 @@
+#!/bin/bash
+# Runs inside the lab's L1 VM (scripts/lab run -- bash tests/lab/in-l1.sh),
+# in a chroot of the host's /, with L1's kvm_amd as /dev/kvm.  Prints TAP
+# lines without numbers; tests/lab/test_lab.sh numbers them and names the
+# kernel.  Also prints "# " diagnostics that the host test keeps.
+#
+# SPDX-License-Identifier: GPL-2.0-or-later
+set -uo pipefail
+
+top=$(cd "$(dirname "$0")/../.." && pwd)
+qemu=${NKVM_QEMU:-$top/build/qemu-system-x86_64}
+params=/sys/module/kvm_amd/parameters
+
+check() {
+    local name=$1
+    shift
+    if "$@"; then echo "ok - $name"; else echo "not ok - $name"; fi
+}
+
+param() { cat "$params/$1" 2>/dev/null || echo "unset"; }
+
+echo "# kernel $(uname -r)"
+for p in nested nrips npt; do
+    echo "# $p=$(param "$p")"
+done
+check "kvm_amd is loaded with nested=1" \
+    grep -qxE '1|Y' "$params/nested"
+check "/dev/kvm is present" test -c /dev/kvm
+
+accel=$(timeout 120 "$qemu" -accel help 2>&1)
+while IFS= read -r line; do echo "#   $line"; done <<<"$accel"
+lists_kvm() { grep -qx kvm <<<"$accel" && grep -qx nested-kvm <<<"$accel"; }
+check "qemu-system-x86_64 -accel help runs and lists kvm and nested-kvm" lists_kvm
+
+# An L2 Linux under -accel nested-kvm on L1's KVM: the lab's own kernel and
+# initramfs, whose /init loads kvm_amd (nested=1 again: L2 sees SVM) and
+# then powers off because L2 has no 9p share.  Reaching "modules loaded"
+# means L2 ran a real kernel, interrupts and all.
+l2_boot() {
+    local kernel vmlinuz initrd out start
+    kernel=${LAB_KERNEL:-6.1}
+    vmlinuz=$(find "$top/build/lab/kernel-$kernel/boot" -name 'vmlinuz-*' | head -n 1)
+    initrd=$top/build/lab/initrd-$kernel.gz
+    start=$(date +%s)
+    out=$(timeout 150 "$qemu" -L "$top/build/firmware" -accel nested-kvm \
+        -cpu host -m 512M -M pc -nodefaults -display none -monitor none \
+        -no-reboot -serial stdio -kernel "$vmlinuz" -initrd "$initrd" \
+        -append "console=ttyS0 quiet panic=-1" 2>&1)
+    echo "# L2 boot took $(( $(date +%s) - start )) s"
+    grep '^lab: modules loaded' <<<"$out" | sed 's/^/# L2 /'
+    grep -q '^lab: modules loaded: kvm_amd nested=1' <<<"$out"
+}
+check "an L2 Linux boots under -accel nested-kvm and loads kvm_amd" l2_boot
+
+# test_accel.py starts the fork under tcg, kvm and nested-kvm with QMP;
+# here /dev/kvm is usable, so none of it may skip.
+start=$(date +%s)
+timeout 400 /usr/bin/python3 "$top/tests/functional/test_accel.py"
+echo "# test_accel.py exited with $? after $(( $(date +%s) - start )) s"

@@ -1,0 +1,83 @@
+#!/bin/bash
+# The lab end to end: for each L1 kernel, boot L1 under the fork's TCG with
+# nested SVM, and inside it check kvm_amd (nested=1), /dev/kvm, an L2 Linux
+# boot under -accel nested-kvm, and that the fork runs under -accel kvm and
+# -accel nested-kvm on L1's KVM (tests/lab/in-l1.sh, which also runs
+# tests/functional/test_accel.py).
+#
+#   tests/lab/test_lab.sh [KERNEL...]     default: 6.1 6.12
+#
+# Prints TAP ("ok N - lab 6.1: ...", "# nrips=..." diagnostics) and exits 1
+# if any check failed.  LAB_SMP and LAB_TIMEOUT tune the L1 VM.
+#
+# SPDX-License-Identifier: GPL-2.0-or-later
+set -uo pipefail
+
+top=$(cd "$(dirname "$0")/../.." && pwd)
+smp=${LAB_SMP:-2}
+timeout=${LAB_TIMEOUT:-300}
+number=0
+failures=0
+
+tap() {
+    local ok=$1 name=$2
+    number=$((number + 1))
+    if [ "$ok" = ok ]; then
+        echo "ok $number - $name"
+    else
+        failures=$((failures + 1))
+        echo "not ok $number - $name"
+    fi
+}
+
+# lab_kernel K: one L1 boot running in-l1.sh; its TAP lines are numbered
+# here and named after K.  A SKIP inside the lab is a failure: L1's
+# /dev/kvm must be usable there.
+lab_kernel() {
+    local k=$1 out rc start elapsed line status name seen=0
+    out=$(mktemp)
+    start=$(date +%s)
+    "$top/scripts/lab" run --kernel "$k" --smp "$smp" --timeout "$timeout" \
+        -- bash tests/lab/in-l1.sh > "$out" 2> "$out.err"
+    rc=$?
+    elapsed=$(( $(date +%s) - start ))
+    sed 's/^/# /' "$out.err"
+    if [ "$rc" -eq 124 ] || [ "$rc" -eq 125 ]; then
+        tap "not ok" "lab $k: L1 boots and runs the checks (status $rc after $elapsed s)"
+        rm -f "$out" "$out.err"
+        return
+    fi
+    tap ok "lab $k: L1 boots and runs the checks ($elapsed s)"
+    while IFS= read -r line; do
+        if [[ $line =~ ^(not\ ok|ok)\ [0-9]*\ ?-\ (.*)$ ]]; then
+            status=${BASH_REMATCH[1]}
+            name=${BASH_REMATCH[2]}
+            seen=$((seen + 1))
+            if [[ $name == *"# SKIP"* ]]; then
+                status="not ok"
+            fi
+            tap "$status" "lab $k: $name"
+        elif [[ $line == "# "* ]]; then
+            echo "# $k: ${line#\# }"
+        else
+            echo "# $k | $line"
+        fi
+    done < "$out"
+    # in-l1.sh has 4 checks and test_accel.py 8: fewer means a crash.
+    if [ "$seen" -lt 12 ]; then
+        tap "not ok" "lab $k: all 12 checks reported (got $seen, status $rc)"
+    fi
+    rm -f "$out" "$out.err"
+}
+
+main() {
+    local kernels=("$@") k
+    [ ${#kernels[@]} -gt 0 ] || kernels=(6.1 6.12)
+    for k in "${kernels[@]}"; do
+        lab_kernel "$k"
+    done
+    echo "1..$number"
+    [ "$failures" -eq 0 ]
+}
+
+main "$@"
