@@ -11,8 +11,6 @@
 
 #include "nested-events.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
 static uint32_t take32(const uint8_t *data, size_t size, size_t at)
 {
     uint32_t v = 0;

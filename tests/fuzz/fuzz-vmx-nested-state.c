@@ -11,8 +11,6 @@
 
 #include "nested-events.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     NestedStateView v, v2;
