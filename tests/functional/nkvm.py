@@ -47,7 +47,7 @@ EXIT_FAIL = (GUEST_EXIT_FAIL << 1) | 1    # 35
 DEBUG_EXIT_DEVICE = "isa-debug-exit,iobase=0xf4,iosize=0x04"
 LOOPBACK = "127.0.0.1"
 
-SCENARIOS = ("smoke", "migrate", "expect-fail")
+SCENARIOS = ("smoke", "migrate", "expect-fail", "svm-nrip")
 
 
 def exit_status_name(status):

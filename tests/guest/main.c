@@ -397,10 +397,17 @@ static void scenario_expect_fail(void)
     check_no_other_vectors();
 }
 
+static void scenario_svm_nrip_main(void)
+{
+    scenario_svm_nrip(check_eq);    /* svm-nrip.c */
+    check_no_other_vectors();
+}
+
 static const Scenario scenarios[] = {
     { "smoke", scenario_smoke },
     { "migrate", scenario_migrate },
     { "expect-fail", scenario_expect_fail },
+    { "svm-nrip", scenario_svm_nrip_main },
 };
 
 static bool word_eq(const char *w, size_t len, const char *s)

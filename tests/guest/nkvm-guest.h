@@ -149,6 +149,10 @@ extern char trigger_pf_insn[];
 void wait_for_nmi(volatile uint32_t *count); /* NMI handler writes */
 extern char wait_for_nmi_after_hlt[];
 
+/* svm-nrip.c: the "svm-nrip" scenario, reporting through check */
+void scenario_svm_nrip(void (*check)(const char *desc, uint64_t got,
+                                     uint64_t expected));
+
 /* main.c */
 void isr_dispatch(IsrFrame *f);
 void __attribute__((noreturn)) guest_main(uint32_t magic, uint32_t mbi);
