@@ -1,0 +1,37 @@
+/*
+ * nested-kvm mirror: state shared by the mirror, VMState and QMP code
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#ifndef TARGET_I386_NESTED_KVM_MIRROR_INT_H
+#define TARGET_I386_NESTED_KVM_MIRROR_INT_H
+
+#include <linux/kvm.h>
+#include "../nested-events.h"
+
+typedef struct NestedKVMMirror {
+    /* What KVM reported at the last get; valid once have_events is set */
+    struct kvm_vcpu_events events;
+    bool have_events;
+    /* The model built from events, the nested state and the registers */
+    NestedEventState model;
+    /*
+     * Why the last get could not be mirrored (NULL when it could).  A
+     * migration refuses to carry a model it could not build.
+     */
+    char *error;
+    /*
+     * Set by post_load: model came from a migration stream and plan must
+     * be written to KVM at the next full put, instead of what the stock
+     * fields alone would restore.
+     */
+    bool restore_pending;
+    NestedRestorePlan plan;
+} NestedKVMMirror;
+
+NestedKVMMirror *nested_kvm_mirror_get(X86CPU *cpu);
+void nested_kvm_mirror_caps(X86CPU *cpu, NestedRestoreCaps *caps);
+bool nested_kvm_model_beyond_stock(const NestedEventState *st);
+
+#endif

@@ -1,0 +1,247 @@
+/*
+ * nested-kvm: mirror KVM's injected-event state into the event model
+ *
+ * At every get of the vCPU state the mirror rebuilds the model from what
+ * KVM reported (vCPU events, nested state, RIP and CS base).  It costs
+ * no ioctl of its own: it reads what kvm_arch_get_registers() already
+ * fetched.  At a full put after an incoming migration, it writes the
+ * restore plan that post_load computed, so that KVM re-delivers an
+ * in-flight L1-origin event as L1's, not as its own.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qapi/error.h"
+#include "cpu.h"
+#include "system/kvm.h"
+#include "system/kvm_int.h"
+#include "accel/nested-kvm/nested-kvm.h"
+#include "nested-kvm-mirror.h"
+#include "nested-kvm-mirror-int.h"
+#include "trace.h"
+
+NestedKVMMirror *nested_kvm_mirror_get(X86CPU *cpu)
+{
+    CPUX86State *env = &cpu->env;
+
+    if (!env->nested_kvm) {
+        env->nested_kvm = g_new0(NestedKVMMirror, 1);
+    }
+    return env->nested_kvm;
+}
+
+void nested_kvm_mirror_free(X86CPU *cpu)
+{
+    NestedKVMMirror *m = cpu->env.nested_kvm;
+
+    if (m) {
+        g_free(m->error);
+        g_free(m);
+        cpu->env.nested_kvm = NULL;
+    }
+}
+
+static NestedVendor nested_kvm_vendor(CPUX86State *env)
+{
+    if (cpu_has_svm(env)) {
+        return NESTED_VENDOR_SVM;
+    }
+    if (cpu_has_vmx(env)) {
+        return NESTED_VENDOR_VMX;
+    }
+    return NESTED_VENDOR_NONE;
+}
+
+void nested_kvm_mirror_caps(X86CPU *cpu, NestedRestoreCaps *caps)
+{
+    CPUX86State *env = &cpu->env;
+
+    memset(caps, 0, sizeof(*caps));
+    caps->vendor = nested_kvm_vendor(env);
+    caps->vcpu_events = kvm_has_vcpu_events();
+    caps->exception_payload =
+        kvm_check_extension(kvm_state, KVM_CAP_EXCEPTION_PAYLOAD) > 0;
+    caps->nested_state = kvm_max_nested_state_length() > 0;
+    caps->triple_fault_event =
+        kvm_check_extension(kvm_state, KVM_CAP_X86_TRIPLE_FAULT_EVENT) > 0;
+    caps->smm = kvm_check_extension(kvm_state, KVM_CAP_X86_SMM) > 0;
+    caps->nrips = env->features[FEAT_SVM] & CPUID_SVM_NRIPSAVE;
+}
+
+/*
+ * Stock QEMU already migrates everything in the model except the origin
+ * of an injected event and the soft-event fields; only those make the
+ * subsection necessary.
+ */
+bool nested_kvm_model_beyond_stock(const NestedEventState *st)
+{
+    const NestedEvent *levels[] = { &st->l1.injected, &st->l2.injected };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(levels); i++) {
+        const NestedEvent *ev = levels[i];
+
+        if (ev->valid && (ev->origin == NESTED_ORIGIN_L1 ||
+                          nested_event_type_is_soft(ev->type))) {
+            return true;
+        }
+    }
+    return false;
+}
+
+void nested_kvm_mirror_vcpu_events(X86CPU *cpu,
+                                   const struct kvm_vcpu_events *events)
+{
+    NestedKVMMirror *m;
+
+    if (!nested_kvm_enabled()) {
+        return;
+    }
+    m = nested_kvm_mirror_get(cpu);
+    m->events = *events;
+    m->have_events = true;
+}
+
+static bool nested_kvm_build_model(X86CPU *cpu, NestedKVMMirror *m,
+                                   GError **errp)
+{
+    CPUX86State *env = &cpu->env;
+    NestedStateView view;
+
+    nested_event_state_init(&m->model, nested_kvm_vendor(env));
+    if (!m->have_events) {
+        g_set_error(errp, NESTED_EVENT_ERROR, NESTED_EVENT_ERROR_INVALID,
+                    "no vCPU events were read from KVM");
+        return false;
+    }
+    if (!nested_event_import_vcpu_events(&m->model, &m->events, errp)) {
+        return false;
+    }
+    if (!env->nested_state) {
+        return true;
+    }
+    if (!nested_kvm_nested_state_decode((const uint8_t *)env->nested_state,
+                                        env->nested_state->size, &view,
+                                        errp)) {
+        return false;
+    }
+    return nested_event_import_nested_state(&m->model, &view, env->eip,
+                                            env->segs[R_CS].base, errp);
+}
+
+void nested_kvm_mirror_pull(X86CPU *cpu)
+{
+    NestedKVMMirror *m;
+    const NestedEvent *ev;
+    GError *err = NULL;
+
+    if (!nested_kvm_enabled()) {
+        return;
+    }
+    m = nested_kvm_mirror_get(cpu);
+    g_clear_pointer(&m->error, g_free);
+    if (!nested_kvm_build_model(cpu, m, &err)) {
+        m->error = g_strdup(err->message);
+        trace_nested_kvm_mirror_pull_failed(CPU(cpu)->cpu_index, m->error);
+        g_error_free(err);
+        return;
+    }
+    ev = &nested_event_current_level(&m->model)->injected;
+    trace_nested_kvm_mirror_pull(CPU(cpu)->cpu_index, m->model.guest_mode,
+                                 ev->valid, nested_event_type_name(ev->type),
+                                 ev->vector,
+                                 ev->origin == NESTED_ORIGIN_L1 ? "L1" : "L0");
+}
+
+/*
+ * KVM_SET_VCPU_EVENTS takes what kvm_put_vcpu_events() builds from env,
+ * so the plan's events are written back into those env fields.
+ */
+static void nested_kvm_plan_to_env(CPUX86State *env,
+                                   const struct kvm_vcpu_events *ev)
+{
+    env->exception_pending = ev->exception.pending;
+    env->exception_injected = ev->exception.injected;
+    env->exception_nr = (ev->exception.pending || ev->exception.injected) ?
+                        ev->exception.nr : -1;
+    env->has_error_code = ev->exception.has_error_code;
+    env->error_code = ev->exception.error_code;
+    env->exception_has_payload = ev->exception_has_payload;
+    env->exception_payload = ev->exception_payload;
+    env->interrupt_injected = ev->interrupt.injected ? ev->interrupt.nr : -1;
+    env->soft_interrupt = ev->interrupt.soft;
+    env->nmi_injected = ev->nmi.injected;
+    env->nmi_pending = ev->nmi.pending;
+    if (ev->nmi.masked) {
+        env->hflags2 |= HF2_NMI_MASK;
+    } else {
+        env->hflags2 &= ~HF2_NMI_MASK;
+    }
+}
+
+static int nested_kvm_apply_regs(X86CPU *cpu, const NestedRestorePlan *plan,
+                                 Error **errp)
+{
+    CPUX86State *env = &cpu->env;
+
+    for (int i = 0; i < plan->n_reg_edits; i++) {
+        const NestedRegEdit *r = &plan->reg_edits[i];
+        target_ulong *reg = r->reg == NESTED_REG_RIP ? &env->eip
+                                                      : &env->segs[R_CS].base;
+
+        trace_nested_kvm_mirror_reg_edit(CPU(cpu)->cpu_index, r->reg,
+                                         r->value, r->expect_only);
+        if (!r->expect_only) {
+            *reg = r->value;
+        } else if (*reg != r->value) {
+            error_setg(errp, "nested-kvm: %s=0x%" PRIx64 ", the restore "
+                       "plan needs 0x%" PRIx64,
+                       r->reg == NESTED_REG_RIP ? "rip" : "cs.base",
+                       *reg, r->value);
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+int nested_kvm_mirror_push(X86CPU *cpu, int level, Error **errp)
+{
+    CPUX86State *env = &cpu->env;
+    NestedKVMMirror *m = env->nested_kvm;
+    const NestedRestorePlan *plan;
+    GError *err = NULL;
+    int ret;
+
+    if (!nested_kvm_enabled() || !m || !m->restore_pending ||
+        level < KVM_PUT_FULL_STATE) {
+        return 0;
+    }
+    plan = &m->plan;
+    trace_nested_kvm_mirror_push(CPU(cpu)->cpu_index, plan->set_vcpu_events,
+                                 plan->n_state_edits, plan->n_reg_edits);
+    if (plan->n_state_edits) {
+        if (!env->nested_state ||
+            !nested_kvm_nested_state_apply((uint8_t *)env->nested_state,
+                                           env->nested_state->size,
+                                           plan->state_edits,
+                                           plan->n_state_edits, &err)) {
+            error_setg(errp, "nested-kvm: cannot edit the nested state: %s",
+                       err ? err->message : "no nested state on this vCPU");
+            g_clear_error(&err);
+            return -EINVAL;
+        }
+        for (int i = 0; i < plan->n_state_edits; i++) {
+            trace_nested_kvm_mirror_state_edit(CPU(cpu)->cpu_index,
+                                               plan->state_edits[i].field,
+                                               plan->state_edits[i].value);
+        }
+    }
+    if (plan->set_vcpu_events) {
+        nested_kvm_plan_to_env(env, &plan->events);
+    }
+    ret = nested_kvm_apply_regs(cpu, plan, errp);
+    if (ret == 0) {
+        m->restore_pending = false;
+    }
+    return ret;
+}

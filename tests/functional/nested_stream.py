@@ -1,0 +1,174 @@
+"""
+nested_stream: build the cpu/nested-events migration subsection by hand
+and splice it into a saved migration stream, to test how a destination
+treats crafted or hostile in-flight event state.
+
+The field order and widths follow vmstate_nested_events in
+target-i386/mirror/nested-kvm-vmstate.c; the wire format of a subsection
+(QEMU_VM_SUBSECTION, name, version, fields) and of section headers and
+footers is QEMU's migration/savevm.c.
+
+SPDX-License-Identifier: GPL-2.0-or-later
+"""
+
+import struct
+
+QEMU_VM_SECTION_FULL = 0x04
+QEMU_VM_SUBSECTION = 0x05
+QEMU_VM_SECTION_FOOTER = 0x7E
+SUBSECTION_NAME = b"cpu/nested-events"
+SUBSECTION_VERSION = 1
+
+# Event types (VMX numbering) and origins of the model.
+EXT_INTR, NMI, HW_EXCEPTION, SOFT_INTR = 0, 2, 3, 4
+PRIV_SOFT_EXCEPTION, SOFT_EXCEPTION = 5, 6
+ORIGIN_L0, ORIGIN_L1 = 0, 1
+VENDOR_SVM = 1
+
+
+def event(valid=False, type_=0, vector=0, origin=ORIGIN_L0,
+          has_error_code=False, error_code=0, insn_len=0,
+          old_rip=0, next_rip=0, cs_base=0):
+    return struct.pack(">?BBB?IBQQQ", valid, type_, vector, origin,
+                       has_error_code, error_code, insn_len,
+                       old_rip, next_rip, cs_base)
+
+
+def pending_exception(pending=False, vector=0, has_error_code=False,
+                      error_code=0, has_payload=False, payload=0):
+    return struct.pack(">?B?I?Q", pending, vector, has_error_code,
+                       error_code, has_payload, payload)
+
+
+def level(injected=None, exception=None, nmi_pending=0, nmi_masked=False,
+          interrupt_shadow=0):
+    return (injected or event()) + (exception or pending_exception()) + \
+        struct.pack(">B?B", nmi_pending, nmi_masked, interrupt_shadow)
+
+
+def model(vendor=VENDOR_SVM, guest_mode=False, nested_run_pending=False,
+          gif=True, triple_fault_pending=False, l1=None, l2=None):
+    head = struct.pack(">B?????I????", vendor, guest_mode,
+                       nested_run_pending, gif, triple_fault_pending,
+                       False, 0, False, False, False, False)
+    return head + (l1 or level()) + (l2 or level())
+
+
+def subsection(payload, version=SUBSECTION_VERSION, name=SUBSECTION_NAME):
+    return bytes([QEMU_VM_SUBSECTION, len(name)]) + name + \
+        struct.pack(">I", version) + payload
+
+
+def _cpu_section_bounds(stream, instance):
+    """Return (header end, footer offset) of the cpu section INSTANCE."""
+    idstr = b"cpu"
+    needle = bytes([len(idstr)]) + idstr + struct.pack(">I", instance)
+    pos = 0
+    while True:
+        pos = stream.find(needle, pos)
+        if pos < 0:
+            raise ValueError(f"no cpu section for instance {instance}")
+        start = pos - 5
+        if start >= 0 and stream[start] == QEMU_VM_SECTION_FULL:
+            break
+        pos += 1
+    section_id = stream[start + 1:start + 5]
+    body = pos + len(needle) + 4            # skip version_id
+    footer = bytes([QEMU_VM_SECTION_FOOTER]) + section_id
+    end = body
+    while True:
+        end = stream.find(footer, end)
+        if end < 0:
+            raise ValueError("cpu section has no footer")
+        nxt = end + len(footer)
+        # A footer is followed by the next section's type byte or EOF.
+        if nxt >= len(stream) or stream[nxt] in range(0x01, 0x09):
+            return body, end
+        end += 1
+
+
+def splice(stream, sub, instance=0):
+    """Insert the subsection bytes SUB at the end of cpu INSTANCE."""
+    _, footer = _cpu_section_bounds(stream, instance)
+    return stream[:footer] + sub + stream[footer:]
+
+
+class SplicingProxy:
+    """A loopback TCP proxy that forwards a live migration stream and
+    splices SUB into it once the cpu section has passed, so that a
+    destination receives a hostile stream from an unmodified source.
+    The return path (destination to source) is forwarded unchanged."""
+
+    def __init__(self, sub, target_port):
+        import socket
+        import threading
+        self.sub = sub
+        self.target_port = target_port
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(1)
+        self.listener.settimeout(60)
+        self.port = self.listener.getsockname()[1]
+        self.spliced = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self._socket = socket
+        self._threading = threading
+        self.thread.start()
+
+    def _pump(self, src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(self._socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def _forward_spliced(self, src, dst):
+        # Hold back only what may still be part of the cpu section, so
+        # that a large RAM stream passes through without being rescanned.
+        keep = 64 * 1024
+        buf = b""
+        try:
+            while not self.spliced:
+                data = src.recv(65536)
+                if not data:
+                    break
+                buf += data
+                try:
+                    _, footer = _cpu_section_bounds(buf, 0)
+                except ValueError:
+                    if b"\x03cpu" not in buf and len(buf) > keep:
+                        dst.sendall(buf[:-keep])
+                        buf = buf[-keep:]
+                    continue
+                buf = buf[:footer] + self.sub + buf[footer:]
+                self.spliced = True
+            dst.sendall(buf)
+        except OSError:
+            return
+        self._pump(src, dst)
+
+    def _run(self):
+        try:
+            client, _ = self.listener.accept()
+        except OSError:
+            return
+        server = self._socket.create_connection(("127.0.0.1",
+                                                 self.target_port), 30)
+        back = self._threading.Thread(target=self._pump,
+                                      args=(server, client), daemon=True)
+        back.start()
+        self._forward_spliced(client, server)
+        back.join(30)
+
+    def close(self):
+        self.listener.close()
+        self.thread.join(5)

@@ -1,0 +1,216 @@
+#!/usr/bin/env python3
+"""
+Migration streams and the cpu/nested-events subsection, under TCG.
+
+- A save to a file and a restore from it: the guest goes on and passes.
+- Crafted streams (cpu/nested-events spliced into a real saved stream)
+  are refused by the destination with the field and value named, and the
+  destination exits cleanly rather than crashing or running half-loaded.
+- A hostile live stream (spliced in by a proxy) fails the migration and
+  the source runs on: the guest then passes on the source.
+- x-query-nested-events and "info vcpu-events" refuse to run outside
+  -accel nested-kvm.
+
+Prints TAP lines; exits 1 if any check failed.
+
+SPDX-License-Identifier: GPL-2.0-or-later
+"""
+
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+# pylint: disable=wrong-import-position
+import nkvm  # noqa: E402
+import nested_stream as ns  # noqa: E402
+
+TIMEOUT = 60
+results = []
+
+
+def report(ok, name, detail=""):
+    results.append(ok)
+    n = len(results)
+    print(f"ok {n} - stream: {name}" if ok else
+          f"not ok {n} - stream: {name}: {detail}", flush=True)
+
+
+def wait_migration(vm, timeout=TIMEOUT):
+    deadline = time.monotonic() + timeout
+    while True:
+        info = vm.qmp("query-migrate")
+        if info.get("status") in ("completed", "failed", "cancelled"):
+            return info
+        if time.monotonic() >= deadline:
+            raise nkvm.NkvmTimeout(f"{vm.name}: migration still "
+                                   f"{info.get('status')}")
+        time.sleep(0.05)
+
+
+def save_guest(lab, path):
+    """Boot the migrate scenario, wait until it waits for its NMI, and
+    save it to PATH.  Returns the source VM (paused, postmigrate)."""
+    src = lab.vm("save", "migrate").launch()
+    src.wait_for_serial_line(r"READY migrate", TIMEOUT)
+    src.qmp("migrate", uri=f"file:{path}")
+    info = wait_migration(src)
+    if info.get("status") != "completed":
+        src.fail(f"save to file ended {info}")
+    return src
+
+
+def restore(lab, name, path):
+    dst = lab.vm(name, "migrate", incoming="defer").launch()
+    dst.qmp("migrate-incoming", uri=f"file:{path}")
+    return dst
+
+
+def test_file_roundtrip(lab, stream_path):
+    dst = restore(lab, "restore", stream_path)
+    info = wait_migration(dst)
+    dst.qmp("inject-nmi")
+    status = dst.wait_exit(TIMEOUT)
+    _, not_oks, _, verdict = nkvm.guest_result(dst.serial_lines())
+    report(info.get("status") == "completed" and status == nkvm.EXIT_PASS
+           and not not_oks and verdict == "PASS",
+           "save to file, restore, guest passes after restore",
+           f"migrate={info.get('status')} "
+           f"exit={nkvm.exit_status_name(status)}")
+
+
+CRAFTED = [
+    ("NMI with vector 5",
+     ns.model(guest_mode=True,
+              l2=ns.level(injected=ns.event(True, ns.NMI, 5, ns.ORIGIN_L1))),
+     "l2.injected.vector=5: NMI must use vector 2"),
+    ("soft interrupt 16 bytes long",
+     ns.model(guest_mode=True,
+              l2=ns.level(injected=ns.event(True, ns.SOFT_INTR, 0x80,
+                                            ns.ORIGIN_L1, insn_len=16,
+                                            old_rip=0x1000,
+                                            next_rip=0x1010))),
+     "l2.injected.insn_len=16: longer than 15 bytes"),
+    ("L1-origin event outside guest mode",
+     ns.model(guest_mode=False,
+              l1=ns.level(injected=ns.event(True, ns.EXT_INTR, 0x30,
+                                            ns.ORIGIN_L1))),
+     "origin=L1"),
+    ("error code on #BP",
+     ns.model(guest_mode=True,
+              l2=ns.level(injected=ns.event(True, ns.HW_EXCEPTION, 6,
+                                            ns.ORIGIN_L1,
+                                            has_error_code=True,
+                                            error_code=1))),
+     "l2.injected.has_error_code=1"),
+    ("valid in-flight L1 NMI on a TCG destination",
+     ns.model(guest_mode=True,
+              l2=ns.level(injected=ns.event(True, ns.NMI, 2, ns.ORIGIN_L1))),
+     "only -accel nested-kvm can restore"),
+]
+
+
+def test_crafted(lab, stream):
+    for i, (name, payload, expect) in enumerate(CRAFTED):
+        path = lab.dir / f"crafted{i}.mig"
+        path.write_bytes(ns.splice(stream, ns.subsection(payload)))
+        dst = restore(lab, f"crafted{i}", path)
+        status = dst.wait_exit(TIMEOUT, fatal=False)
+        err = dst.stderr_log()
+        report(status == 1 and expect in err and
+               "cpu/nested-events" in err,
+               f"crafted stream refused: {name}",
+               f"exit={status} stderr={err.strip()[-300:]!r}")
+        dst.kill()
+
+
+def test_malformed(lab, stream):
+    cases = [
+        ("unknown subsection version",
+         ns.subsection(ns.model(), version=2)),
+        ("truncated subsection",
+         ns.subsection(ns.model())[:40]),
+    ]
+    for i, (name, sub) in enumerate(cases):
+        path = lab.dir / f"malformed{i}.mig"
+        path.write_bytes(ns.splice(stream, sub))
+        dst = restore(lab, f"malformed{i}", path)
+        status = dst.wait_exit(TIMEOUT, fatal=False)
+        err = dst.stderr_log()
+        report(status == 1 and "nested-events" in err,
+               f"malformed stream refused cleanly: {name}",
+               f"exit={status} stderr={err.strip()[-300:]!r}")
+        dst.kill()
+
+
+def test_hostile_live(lab):
+    """The source must run on after its destination refuses the stream."""
+    src = lab.vm("live-src", "migrate").launch()
+    dst = lab.vm("live-dst", "migrate", incoming="defer").launch()
+    src.wait_for_serial_line(r"READY migrate", TIMEOUT)
+    caps = [{"capability": "return-path", "state": True}]
+    src.qmp("migrate-set-capabilities", capabilities=caps)
+    dst.qmp("migrate-set-capabilities", capabilities=caps)
+    dst.qmp("migrate-incoming", uri=f"tcp:{nkvm.LOOPBACK}:0")
+    port = dst.qmp("query-migrate")["socket-address"][0]["port"]
+    bad = ns.model(guest_mode=True,
+                   l2=ns.level(injected=ns.event(True, ns.NMI, 5,
+                                                 ns.ORIGIN_L1)))
+    proxy = ns.SplicingProxy(ns.subsection(bad), int(port))
+    try:
+        src.qmp("migrate", uri=f"tcp:{nkvm.LOOPBACK}:{proxy.port}")
+        info = wait_migration(src)
+        run = src.qmp("query-status")
+        dst_status = dst.wait_exit(TIMEOUT, fatal=False)
+        report(proxy.spliced and info.get("status") == "failed" and
+               run.get("status") == "running" and dst_status == 1 and
+               "l2.injected.vector=5" in dst.stderr_log(),
+               "hostile live stream: migration fails, source runs on",
+               f"spliced={proxy.spliced} migrate={info.get('status')} "
+               f"source={run.get('status')} dst_exit={dst_status}")
+        src.qmp("inject-nmi")
+        status = src.wait_exit(TIMEOUT)
+        report(status == nkvm.EXIT_PASS,
+               "hostile live stream: guest passes on the source",
+               nkvm.exit_status_name(status))
+    finally:
+        proxy.close()
+
+
+def test_query_needs_nested_kvm(lab):
+    vm = lab.vm("query", "smoke").launch()
+    try:
+        vm.qmp("x-query-nested-events")
+        report(False, "x-query-nested-events refused under tcg",
+               "it answered")
+    except nkvm.NkvmError as exc:
+        report("needs -accel nested-kvm" in str(exc),
+               "x-query-nested-events refused under tcg", str(exc))
+    out = vm.qmp("human-monitor-command", **{"command-line":
+                                             "info vcpu-events"})
+    report("needs -accel nested-kvm" in out,
+           "info vcpu-events says it needs nested-kvm", repr(out))
+    vm.kill()
+
+
+def main():
+    with nkvm.Lab("nkvm-stream-") as lab:
+        stream_path = lab.dir / "saved.mig"
+        save_guest(lab, stream_path).kill()
+        stream = stream_path.read_bytes()
+        test_file_roundtrip(lab, stream_path)
+        test_crafted(lab, stream)
+        test_malformed(lab, stream)
+        test_hostile_live(lab)
+        test_query_needs_nested_kvm(lab)
+    print(f"1..{len(results)}")
+    return 0 if all(results) else 1
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except nkvm.NkvmError as exc:
+        print(f"not ok - stream: {exc}")
+        sys.exit(1)
