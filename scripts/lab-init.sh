@@ -23,6 +23,8 @@ mount -t devtmpfs devtmpfs /dev
 exec </dev/console >/dev/console 2>&1
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
+# Migrations between QEMU processes inside L1 go over loopback TCP.
+ip link set lo up
 
 say() { echo "lab: $*"; }
 
