@@ -66,6 +66,33 @@ def exit_status_name(status):
     return names.get(status, f"unexpected status {status}")
 
 
+class Tap:
+    """Numbered TAP lines for a test script; finish() prints the plan and
+    returns the script's exit status (1 if any check failed or none ran)."""
+
+    def __init__(self):
+        self.n = 0
+        self.failed = 0
+
+    def check(self, cond, desc, detail=""):
+        self.n += 1
+        if cond:
+            print(f"ok {self.n} - {desc}", flush=True)
+        else:
+            self.failed += 1
+            extra = f": {detail}" if detail else ""
+            print(f"not ok {self.n} - {desc}{extra}", flush=True)
+        return cond
+
+    def skip(self, desc, why):
+        self.n += 1
+        print(f"ok {self.n} - {desc} # SKIP {why}", flush=True)
+
+    def finish(self):
+        print(f"1..{self.n}", flush=True)
+        return 1 if self.failed or not self.n else 0
+
+
 class NkvmError(Exception):
     """A harness-level failure (QEMU missing, died, protocol error)."""
 

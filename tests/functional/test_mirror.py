@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import nkvm  # noqa: E402
 
 TIMEOUT = 120
-results = []
+tap = nkvm.Tap()
 NAMES = [
     "x-query-nested-events answers for every vCPU",
     "info vcpu-events prints every vCPU",
@@ -32,10 +32,7 @@ NAMES = [
 
 
 def report(ok, name, detail=""):
-    results.append(ok)
-    n = len(results)
-    print(f"ok {n} - mirror: {name}" if ok else
-          f"not ok {n} - mirror: {name}: {detail}", flush=True)
+    tap.check(ok, f"mirror: {name}", detail)
 
 
 def kvm_usable():
@@ -88,17 +85,13 @@ def run(smp):
 
 
 def main():
-    if not kvm_usable():
-        for smp in (1, 4):
-            for name in NAMES:
-                results.append(True)
-                print(f"ok {len(results)} - mirror: {name} (smp {smp}) "
-                      "# SKIP no usable /dev/kvm")
-        return 0
     for smp in (1, 4):
-        run(smp)
-    print(f"1..{len(results)}")
-    return 0 if all(results) else 1
+        if kvm_usable():
+            run(smp)
+        else:
+            for name in NAMES:
+                tap.skip(f"mirror: {name} (smp {smp})", "no usable /dev/kvm")
+    return tap.finish()
 
 
 if __name__ == "__main__":

@@ -25,26 +25,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import nkvm  # noqa: E402
 
 
-class Tap:
-    def __init__(self):
-        self.n = 0
-        self.failed = 0
-
-    def check(self, cond, desc, detail=""):
-        self.n += 1
-        if cond:
-            print(f"ok {self.n} - {desc}", flush=True)
-        else:
-            self.failed += 1
-            extra = f": {detail}" if detail else ""
-            print(f"not ok {self.n} - {desc}{extra}", flush=True)
-        return cond
-
-    def finish(self):
-        print(f"1..{self.n}", flush=True)
-        return 1 if self.failed or not self.n else 0
-
-
 def echo_guest(vm):
     for line in vm.serial_lines():
         print(f"#   {vm.name}| {line}")
@@ -144,7 +124,7 @@ def main():
     args = parser.parse_args()
     cases = args.case or ["smoke", "no-nmi", "expect-fail"]
 
-    tap = Tap()
+    tap = nkvm.Tap()
     try:
         print(f"# qemu: {nkvm.qemu_binary()}")
         print(f"# firmware: {nkvm.firmware_dir()}")

@@ -27,14 +27,12 @@ import nkvm  # noqa: E402
 import nested_stream as ns  # noqa: E402
 
 TIMEOUT = 60
-results = []
+tap = nkvm.Tap()
+
 
 
 def report(ok, name, detail=""):
-    results.append(ok)
-    n = len(results)
-    print(f"ok {n} - stream: {name}" if ok else
-          f"not ok {n} - stream: {name}: {detail}", flush=True)
+    tap.check(ok, f"stream: {name}", detail)
 
 
 def wait_migration(vm, timeout=TIMEOUT):
@@ -204,8 +202,7 @@ def main():
         test_malformed(lab, stream)
         test_hostile_live(lab)
         test_query_needs_nested_kvm(lab)
-    print(f"1..{len(results)}")
-    return 0 if all(results) else 1
+    return tap.finish()
 
 
 if __name__ == "__main__":

@@ -34,26 +34,6 @@ CPUS = {
 }
 
 
-class Tap:
-    def __init__(self):
-        self.n = 0
-        self.failed = 0
-
-    def check(self, cond, desc, detail=""):
-        self.n += 1
-        if cond:
-            print(f"ok {self.n} - {desc}", flush=True)
-        else:
-            self.failed += 1
-            extra = f": {detail}" if detail else ""
-            print(f"not ok {self.n} - {desc}{extra}", flush=True)
-        return cond
-
-    def finish(self):
-        print(f"1..{self.n}", flush=True)
-        return 1 if self.failed or not self.n else 0
-
-
 def run_guest(case, timeout):
     """Run the scenario with the case's -cpu; return (status, lines)."""
     with nkvm.Lab() as lab:
@@ -125,7 +105,7 @@ def main():
     args = parser.parse_args()
     cases = args.case or list(CPUS)
 
-    tap = Tap()
+    tap = nkvm.Tap()
     try:
         print(f"# qemu: {nkvm.qemu_binary()}")
         print(f"# firmware: {nkvm.firmware_dir()}")
