@@ -167,7 +167,7 @@ class GuestVM:
 
     # pylint: disable=too-many-instance-attributes,too-many-arguments
     def __init__(self, lab, name, scenario, accel="tcg", memory_mb=64,
-                 incoming=None, extra_args=()):
+                 incoming=None, extra_args=(), wrapper=()):
         self.lab = lab
         self.name = name
         self.scenario = scenario
@@ -175,6 +175,8 @@ class GuestVM:
         self.memory_mb = memory_mb
         self.incoming = incoming
         self.extra_args = list(extra_args)
+        # A command prefix, e.g. "ip netns exec HOST" to run on a test host.
+        self.wrapper = list(wrapper)
         self.serial_path = lab.dir / f"{name}.serial"
         self.stderr_path = lab.dir / f"{name}.stderr"
         self.qmp_path = lab.dir / f"{name}.qmp"
@@ -199,7 +201,7 @@ class GuestVM:
                 "-qmp", f"unix:{self.qmp_path},server=on,wait=off"]
         if self.incoming:
             args += ["-incoming", self.incoming]
-        return args + self.extra_args
+        return self.wrapper + args + self.extra_args
 
     def launch(self, qmp_timeout=15.0):
         args = self.command_line()
