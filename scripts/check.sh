@@ -42,6 +42,12 @@ build_fork() {
     "$top/scripts/build-fork.sh" && echo "ok - build qemu-system-x86_64"
 }
 
+# Pristine 10.0.13, for the stream-compatibility tests.
+build_stock() {
+    "$top/scripts/build-fork.sh" --pristine &&
+        echo "ok - build stock qemu-system-x86_64"
+}
+
 # meson test counts whole test programs; each gtest case prints a TAP line
 # into meson's test log, and those lines are what we count.
 unit_tests() {
@@ -81,6 +87,7 @@ functional() {
 
 "$top/scripts/install-deps.sh" || { echo "not ok - install-deps"; }
 stage build build_fork
+stage stock build_stock
 stage unit unit_tests
 if [ -x "$top/scripts/run-fuzz.sh" ]; then
     stage fuzz "$top/scripts/run-fuzz.sh" "$FUZZ_SECONDS"

@@ -167,7 +167,7 @@ class GuestVM:
 
     # pylint: disable=too-many-instance-attributes,too-many-arguments
     def __init__(self, lab, name, scenario, accel="tcg", memory_mb=64,
-                 incoming=None, extra_args=(), wrapper=()):
+                 incoming=None, extra_args=(), wrapper=(), binary=None):
         self.lab = lab
         self.name = name
         self.scenario = scenario
@@ -177,6 +177,7 @@ class GuestVM:
         self.extra_args = list(extra_args)
         # A command prefix, e.g. "ip netns exec HOST" to run on a test host.
         self.wrapper = list(wrapper)
+        self.binary = binary or qemu_binary()
         self.serial_path = lab.dir / f"{name}.serial"
         self.stderr_path = lab.dir / f"{name}.stderr"
         self.qmp_path = lab.dir / f"{name}.qmp"
@@ -185,7 +186,7 @@ class GuestVM:
         self.exitcode = None
 
     def command_line(self):
-        args = [str(qemu_binary()),
+        args = [str(self.binary),
                 "-L", str(firmware_dir()),
                 "-M", "pc", "-nodefaults", "-display", "none",
                 "-m", str(self.memory_mb),
@@ -373,6 +374,27 @@ def guest_result(lines):
     return oks, not_oks, plan, verdict
 
 
+def wait_incoming_done(dst, deadline, poll_interval=0.02):
+    """Wait until the destination has loaded the whole stream.
+
+    The source reports completed once it has sent everything, while the
+    destination may still be loading and then writing the vCPU state to
+    the accelerator; an NMI injected in between is overwritten by that
+    write and lost.  So nothing may touch the destination before this.
+    """
+    while True:
+        status = dst.qmp("query-migrate").get("status")
+        if status in ("completed", "failed"):
+            return status
+        if dst.poll() is not None:
+            raise NkvmError(f"{dst.name}: exited while loading the stream "
+                            f"({exit_status_name(dst.poll())})")
+        if time.monotonic() >= deadline:
+            raise NkvmTimeout(f"{dst.name}: incoming migration still "
+                              f"{status}")
+        time.sleep(poll_interval)
+
+
 def migrate(src, dst, timeout=60.0, poll_interval=0.05, progress=None):
     """Live-migrate src to dst over loopback TCP and return the source's
     final query-migrate result.
@@ -408,6 +430,8 @@ def migrate(src, dst, timeout=60.0, poll_interval=0.05, progress=None):
                      f"total={ram.get('total')}")
             last = now
         if status in ("completed", "failed", "cancelled"):
+            if status == "completed":
+                wait_incoming_done(dst, deadline)
             return info
         if src.poll() is not None or dst.poll() is not None:
             raise NkvmError("a QEMU process exited during migration "

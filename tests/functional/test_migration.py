@@ -122,6 +122,8 @@ def test_two_hosts(lab):
         dst.qmp("migrate-incoming", uri=f"tcp:{HOSTS['b']}:4444")
         src.qmp("migrate", uri=f"tcp:{HOSTS['b']}:4444")
         info = wait_status(src, ("completed", "failed", "cancelled"))
+        if info["status"] == "completed":
+            nkvm.wait_incoming_done(dst, time.monotonic() + TIMEOUT)
         tap.check(info["status"] == "completed",
                   "migration from host a to host b completes",
                   info.get("error-desc", info["status"]))

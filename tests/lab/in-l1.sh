@@ -84,3 +84,5 @@ demo() {
 }
 check "the test guest live-migrates between nested-kvm processes and passes" demo
 py_test test_mirror.py "$top/tests/functional/test_mirror.py"
+py_test "test_compat.py --accel nested-kvm --cpu host" \
+    "$top/tests/functional/test_compat.py" --accel nested-kvm --cpu host
