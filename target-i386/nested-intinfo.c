@@ -220,21 +220,35 @@ static NestedEventOrigin origin_of_kind(NestedIntInfoKind kind)
                                             : NESTED_ORIGIN_L0;
 }
 
+/*
+ * The start both vendors' decoders share: check that kind belongs to the
+ * vendor, decode the word and reset ev to an idle event of kind's origin.
+ */
+static bool event_decode_word(NestedIntInfoKind kind, bool svm, uint32_t raw,
+                              NestedIntInfo *info, NestedEvent *ev,
+                              GError **errp)
+{
+    if (kind_is_svm(kind) != svm) {
+        g_set_error(errp, NESTED_EVENT_ERROR, NESTED_EVENT_ERROR_INVALID,
+                    "kind=%s: not %s word", nested_intinfo_kind_name(kind),
+                    svm ? "an SVM" : "a VMX");
+        return false;
+    }
+    if (!nested_intinfo_decode(kind, raw, info, errp)) {
+        return false;
+    }
+    event_reset(ev, origin_of_kind(kind));
+    return true;
+}
+
 bool nested_event_from_svm(NestedIntInfoKind kind, uint32_t raw,
                            uint32_t err, NestedEvent *ev, GError **errp)
 {
     NestedIntInfo info;
 
-    if (!kind_is_svm(kind)) {
-        g_set_error(errp, NESTED_EVENT_ERROR, NESTED_EVENT_ERROR_INVALID,
-                    "kind=%s: not an SVM word",
-                    nested_intinfo_kind_name(kind));
+    if (!event_decode_word(kind, true, raw, &info, ev, errp)) {
         return false;
     }
-    if (!nested_intinfo_decode(kind, raw, &info, errp)) {
-        return false;
-    }
-    event_reset(ev, origin_of_kind(kind));
     if (!info.valid) {
         return true;
     }
@@ -314,16 +328,9 @@ bool nested_event_from_vmx(NestedIntInfoKind kind, uint32_t raw,
 {
     NestedIntInfo info;
 
-    if (kind_is_svm(kind)) {
-        g_set_error(errp, NESTED_EVENT_ERROR, NESTED_EVENT_ERROR_INVALID,
-                    "kind=%s: not a VMX word",
-                    nested_intinfo_kind_name(kind));
+    if (!event_decode_word(kind, false, raw, &info, ev, errp)) {
         return false;
     }
-    if (!nested_intinfo_decode(kind, raw, &info, errp)) {
-        return false;
-    }
-    event_reset(ev, origin_of_kind(kind));
     if (!info.valid) {
         return true;
     }
