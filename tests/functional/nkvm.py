@@ -131,6 +131,19 @@ def guest_image():
                     + " (build it, or set NKVM_GUEST)")
 
 
+def check_environment(tap):
+    """Print which QEMU, firmware and guest a test uses; if one is
+    missing, report it as a failed check and return False."""
+    try:
+        print(f"# qemu: {qemu_binary()}")
+        print(f"# firmware: {firmware_dir()}")
+        print(f"# guest: {guest_image()}", flush=True)
+    except NkvmError as exc:
+        tap.check(False, "test environment present", str(exc))
+        return False
+    return True
+
+
 class Lab:
     """A private temporary directory and every VM started in it.
 

@@ -125,12 +125,7 @@ def main():
     cases = args.case or ["smoke", "no-nmi", "expect-fail"]
 
     tap = nkvm.Tap()
-    try:
-        print(f"# qemu: {nkvm.qemu_binary()}")
-        print(f"# firmware: {nkvm.firmware_dir()}")
-        print(f"# guest: {nkvm.guest_image()}", flush=True)
-    except nkvm.NkvmError as exc:
-        tap.check(False, "test environment present", str(exc))
+    if not nkvm.check_environment(tap):
         return tap.finish()
 
     if "smoke" in cases:

@@ -106,12 +106,7 @@ def main():
     cases = args.case or list(CPUS)
 
     tap = nkvm.Tap()
-    try:
-        print(f"# qemu: {nkvm.qemu_binary()}")
-        print(f"# firmware: {nkvm.firmware_dir()}")
-        print(f"# guest: {nkvm.guest_image()}", flush=True)
-    except nkvm.NkvmError as exc:
-        tap.check(False, "test environment present", str(exc))
+    if not nkvm.check_environment(tap):
         return tap.finish()
 
     for case in cases:
