@@ -198,7 +198,20 @@ static uint64_t soft_distance(const NestedEvent *ev)
     return d;
 }
 
-static void check_soft(Checker *ck, const char *p, const NestedEvent *ev)
+/*
+ * On SVM, L1 names the return address of a soft event it injects in
+ * vmcb12 NextRIP (AMD APM vol. 2, 15.20), and nothing ties that address
+ * to a backing instruction: any value is architectural.  insn_len is
+ * then informative only, 0 when NextRIP is not 1 to 15 bytes ahead.
+ */
+static bool soft_next_rip_is_free(const NestedEventState *st,
+                                  const NestedEvent *ev)
+{
+    return st->vendor == NESTED_VENDOR_SVM && ev->origin == NESTED_ORIGIN_L1;
+}
+
+static void check_soft(Checker *ck, const NestedEventState *st,
+                       const char *p, const NestedEvent *ev)
 {
     uint64_t d;
 
@@ -213,6 +226,15 @@ static void check_soft(Checker *ck, const char *p, const NestedEvent *ev)
     if (ev->insn_len > NESTED_MAX_INSN_LEN) {
         problem(ck, "%s.injected.insn_len=%u: longer than 15 bytes", p,
                 ev->insn_len);
+        return;
+    }
+    if (soft_next_rip_is_free(st, ev)) {
+        d = soft_distance(ev);
+        if (ev->insn_len && d != ev->insn_len) {
+            problem(ck, "%s.injected.insn_len=%u: next_rip=0x%" PRIx64
+                    " is %" PRIu64 " bytes after old_rip=0x%" PRIx64, p,
+                    ev->insn_len, ev->next_rip, d, ev->old_rip);
+        }
         return;
     }
     /*
@@ -263,7 +285,7 @@ static void check_injected(Checker *ck, const NestedEventState *st,
     }
     check_event_type(ck, p, ev);
     check_error_code(ck, p, ev);
-    check_soft(ck, p, ev);
+    check_soft(ck, st, p, ev);
 }
 
 static void check_pending_exception(Checker *ck, const char *p,

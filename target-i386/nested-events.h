@@ -325,6 +325,12 @@ bool nested_kvm_nested_state_encode(const NestedStateView *in,
  * rip and cs_base are L2's current RIP and CS base (from KVM_GET_REGS /
  * KVM_GET_SREGS): KVM uses them as the soft event's old RIP.
  */
+/*
+ * Fill a soft event's old RIP, return address and CS base as SVM takes
+ * them from L1: next_rip is vmcb12 NextRIP, any address at all.
+ */
+void nested_event_set_svm_soft_rips(NestedEvent *ev, uint64_t rip,
+                                    uint64_t cs_base, uint64_t next_rip);
 bool nested_event_import_nested_state(NestedEventState *st,
                                       const NestedStateView *view,
                                       uint64_t rip, uint64_t cs_base,

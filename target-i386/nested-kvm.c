@@ -787,22 +787,19 @@ bool nested_kvm_nested_state_encode(const NestedStateView *in,
 /* Import into the model                                              */
 /* ------------------------------------------------------------------ */
 
-static bool import_soft_rips(NestedEvent *ev, uint64_t rip, uint64_t cs_base,
-                             uint64_t next_rip, const char *field,
-                             GError **errp)
+/*
+ * SVM: L1 chose NextRIP freely (see nested-events.c), so a return
+ * address far from RIP is kept as it is, with no instruction length.
+ */
+void nested_event_set_svm_soft_rips(NestedEvent *ev, uint64_t rip,
+                                    uint64_t cs_base, uint64_t next_rip)
 {
     uint64_t d = next_rip - rip;
 
-    if (d > NESTED_MAX_INSN_LEN) {
-        return ns_fail(errp, NESTED_EVENT_ERROR_UNREPRESENTABLE,
-                       "%s=0x%" PRIx64 ": not within 15 bytes after L2 "
-                       "RIP 0x%" PRIx64, field, next_rip, rip);
-    }
     ev->old_rip = rip;
     ev->next_rip = next_rip;
     ev->cs_base = cs_base;
-    ev->insn_len = d;
-    return true;
+    ev->insn_len = d <= NESTED_MAX_INSN_LEN ? d : 0;
 }
 
 static bool import_svm_event(NestedEventState *st, const NestedStateView *v,
@@ -814,10 +811,8 @@ static bool import_svm_event(NestedEventState *st, const NestedStateView *v,
                                v->svm_event_inj_err, &ev, errp)) {
         return false;
     }
-    if (ev.valid && nested_event_type_is_soft(ev.type) &&
-        !import_soft_rips(&ev, rip, cs_base, v->svm_next_rip,
-                          "vmcb12.control.next_rip", errp)) {
-        return false;
+    if (ev.valid && nested_event_type_is_soft(ev.type)) {
+        nested_event_set_svm_soft_rips(&ev, rip, cs_base, v->svm_next_rip);
     }
     st->l2.injected = ev;
     return true;

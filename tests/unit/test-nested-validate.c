@@ -236,6 +236,21 @@ static void m_valid_vmx_zero_len(NestedEventState *st)
     st->l2.injected.origin = NESTED_ORIGIN_L1;
 }
 
+/* APM vol. 2, 15.20: L1's NextRIP need not follow any instruction. */
+static void m_valid_svm_l1_free_next_rip(NestedEventState *st)
+{
+    enter_guest(st);
+    soft_intr(&st->l2.injected, 0, 0x4000, 0x9000);
+    st->l2.injected.origin = NESTED_ORIGIN_L1;
+}
+
+static void m_svm_l1_len_mismatch(NestedEventState *st)
+{
+    enter_guest(st);
+    soft_intr(&st->l2.injected, 2, 0x4000, 0x4003);
+    st->l2.injected.origin = NESTED_ORIGIN_L1;
+}
+
 static void m_valid_idle(NestedEventState *st)
 {
     (void)st;
@@ -288,6 +303,10 @@ static const Rule rules[] = {
       m_next_len_mismatch,
       "l1.injected.next_rip=0x1003: 3 bytes after old_rip=0x1000 but "
       "insn_len=2" },
+    { "/validate/rule/svm-l1-next-rip-length", NESTED_VENDOR_SVM,
+      m_svm_l1_len_mismatch,
+      "l2.injected.insn_len=2: next_rip=0x4003 is 3 bytes after "
+      "old_rip=0x4000" },
     { "/validate/rule/reserved-type", NESTED_VENDOR_VMX, m_reserved_type,
       "l1.injected.type=1: reserved event type" },
     { "/validate/rule/reserved-shadow", NESTED_VENDOR_SVM, m_reserved_shadow,
@@ -319,6 +338,8 @@ static const Rule rules[] = {
       m_valid_pf_payload, NULL },
     { "/validate/valid/vmx-zero-length-l1-soft", NESTED_VENDOR_VMX,
       m_valid_vmx_zero_len, NULL },
+    { "/validate/valid/svm-l1-soft-free-next-rip", NESTED_VENDOR_SVM,
+      m_valid_svm_l1_free_next_rip, NULL },
     { "/validate/valid/idle", NESTED_VENDOR_NONE, m_valid_idle, NULL },
 };
 
