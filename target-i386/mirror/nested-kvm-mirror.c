@@ -102,6 +102,11 @@ void nested_kvm_mirror_vcpu_events(X86CPU *cpu,
     m->have_events = true;
 }
 
+/*
+ * The nested state goes first: it says whether the vCPU is in guest
+ * mode, and so whether what KVM_GET_VCPU_EVENTS reports belongs to L1
+ * or to L2.
+ */
 static bool nested_kvm_build_model(X86CPU *cpu, NestedKVMMirror *m,
                                    GError **errp)
 {
@@ -114,19 +119,15 @@ static bool nested_kvm_build_model(X86CPU *cpu, NestedKVMMirror *m,
                     "no vCPU events were read from KVM");
         return false;
     }
-    if (!nested_event_import_vcpu_events(&m->model, &m->events, errp)) {
+    if (env->nested_state &&
+        (!nested_kvm_nested_state_decode((const uint8_t *)env->nested_state,
+                                         env->nested_state->size, &view,
+                                         errp) ||
+         !nested_event_import_nested_state(&m->model, &view, env->eip,
+                                           env->segs[R_CS].base, errp))) {
         return false;
     }
-    if (!env->nested_state) {
-        return true;
-    }
-    if (!nested_kvm_nested_state_decode((const uint8_t *)env->nested_state,
-                                        env->nested_state->size, &view,
-                                        errp)) {
-        return false;
-    }
-    return nested_event_import_nested_state(&m->model, &view, env->eip,
-                                            env->segs[R_CS].base, errp);
+    return nested_event_import_vcpu_events(&m->model, &m->events, errp);
 }
 
 void nested_kvm_mirror_pull(X86CPU *cpu)
