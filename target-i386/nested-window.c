@@ -1,0 +1,336 @@
+/*
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ *
+ * The hidden window: tracefs formats, raw tracepoint records, and the
+ * verdict on whether L1's event was in flight when a vCPU stopped.  See
+ * nested-window.h and docs/hidden-window.rst.
+ */
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nested-window.h"
+
+/* EVENTINJ and EXITINTINFO share one layout (APM vol. 2, 15.20, 15.7.2). */
+#define WINDOW_EVENT_MASK (NESTED_INTINFO_VALID | NESTED_INTINFO_ERROR_CODE | \
+                           NESTED_INTINFO_TYPE_MASK | NESTED_INTINFO_VECTOR_MASK)
+
+static const char *const vmenter_names[] = {
+    "kvm_nested_vmenter", "kvm_nested_vmrun", NULL
+};
+static const char *const vmexit_names[] = { "kvm_nested_vmexit", NULL };
+static const char *const inject_names[] = {
+    "kvm_nested_vmexit_inject", NULL
+};
+
+const char *const *nested_trace_names(NestedTraceKind kind)
+{
+    switch (kind) {
+    case NESTED_TRACE_VMENTER:
+        return vmenter_names;
+    case NESTED_TRACE_VMEXIT:
+        return vmexit_names;
+    default:
+        return inject_names;
+    }
+}
+
+/* The fields each kind must have, in the order a then b. */
+static const char *field_name(NestedTraceKind kind, int which)
+{
+    if (kind == NESTED_TRACE_VMENTER) {
+        return which == 0 ? "event_inj" : NULL;
+    }
+    if (kind == NESTED_TRACE_VMEXIT) {
+        return which == 0 ? "intr_info" : "error_code";
+    }
+    return NULL;
+}
+
+static bool parse_number(const char *line, const char *key, uint32_t *out)
+{
+    const char *p = strstr(line, key);
+    char *end;
+    unsigned long v;
+
+    if (!p) {
+        return false;
+    }
+    p += strlen(key);
+    v = strtoul(p, &end, 10);
+    if (end == p || v > UINT32_MAX) {
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+/*
+ * "field:unsigned int intr_info;\toffset:40;\tsize:4;\tsigned:0;": the
+ * name is the last word before the first ';', without any "[N]".
+ */
+static bool parse_field_line(const char *line, char *name, size_t name_len,
+                             NestedTraceField *f)
+{
+    const char *start = strstr(line, "field:");
+    const char *semi, *w;
+    size_t n;
+
+    if (!start) {
+        return false;
+    }
+    start += strlen("field:");
+    semi = strchr(start, ';');
+    if (!semi) {
+        return false;
+    }
+    w = semi;
+    while (w > start && w[-1] != ' ' && w[-1] != '\t') {
+        w--;
+    }
+    n = strcspn(w, "[;");
+    if (n == 0 || n >= name_len) {
+        return false;
+    }
+    memcpy(name, w, n);
+    name[n] = '\0';
+    return parse_number(semi, "offset:", &f->offset) &&
+           parse_number(semi, "size:", &f->size) && f->size > 0;
+}
+
+bool nested_trace_parse_format(NestedTraceFormat *fmt, NestedTraceKind kind,
+                               const char *text, GError **errp)
+{
+    g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
+    NestedTraceEvent *ev = &fmt->ev[kind];
+    NestedTraceField common = { 0, 0 };
+    bool have_id = false;
+    uint32_t id = 0;
+
+    memset(ev, 0, sizeof(*ev));
+    for (char **l = lines; *l; l++) {
+        NestedTraceField f;
+        char name[64];
+
+        if (g_str_has_prefix(*l, "ID:")) {
+            have_id = parse_number(*l, "ID:", &id) && id <= UINT16_MAX;
+            continue;
+        }
+        if (!parse_field_line(*l, name, sizeof(name), &f)) {
+            continue;
+        }
+        if (!strcmp(name, "common_type")) {
+            common = f;
+        } else if (field_name(kind, 0) && !strcmp(name, field_name(kind, 0))) {
+            ev->a = f;
+        } else if (field_name(kind, 1) && !strcmp(name, field_name(kind, 1))) {
+            ev->b = f;
+        }
+    }
+    if (!have_id) {
+        g_set_error(errp, NESTED_EVENT_ERROR, NESTED_EVENT_ERROR_INVALID,
+                    "%s: no numeric 'ID:' line", nested_trace_names(kind)[0]);
+        return false;
+    }
+    if (common.size != 2) {
+        g_set_error(errp, NESTED_EVENT_ERROR, NESTED_EVENT_ERROR_INVALID,
+                    "%s: common_type.size=%u: expected a 2-byte field",
+                    nested_trace_names(kind)[0], common.size);
+        return false;
+    }
+    for (int which = 0; which < 2; which++) {
+        const NestedTraceField *f = which ? &ev->b : &ev->a;
+
+        if (field_name(kind, which) && (f->size < 1 || f->size > 8)) {
+            g_set_error(errp, NESTED_EVENT_ERROR, NESTED_EVENT_ERROR_INVALID,
+                        "%s.%s.size=%u: field missing or not 1 to 8 bytes",
+                        nested_trace_names(kind)[0], field_name(kind, which),
+                        f->size);
+            return false;
+        }
+    }
+    ev->id = id;
+    fmt->common_type = common;
+    return true;
+}
+
+/* Tracepoint records are in the CPU's byte order: little-endian here. */
+static bool read_field(const uint8_t *raw, size_t len,
+                       const NestedTraceField *f, uint64_t *out)
+{
+    uint64_t v = 0;
+
+    if (f->offset > len || len - f->offset < f->size) {
+        return false;
+    }
+    for (uint32_t i = 0; i < f->size; i++) {
+        v |= (uint64_t)raw[f->offset + i] << (8 * i);
+    }
+    *out = v;
+    return true;
+}
+
+bool nested_trace_decode(const NestedTraceFormat *fmt, const uint8_t *raw,
+                         size_t len, NestedTraceRecord *rec, GError **errp)
+{
+    uint64_t type, a = 0, b = 0;
+
+    memset(rec, 0, sizeof(*rec));
+    if (!read_field(raw, len, &fmt->common_type, &type)) {
+        g_set_error(errp, NESTED_EVENT_ERROR, NESTED_EVENT_ERROR_TRUNCATED,
+                    "record.size=%zu: no room for common_type", len);
+        return false;
+    }
+    for (int k = 0; k < NESTED_TRACE__MAX; k++) {
+        const NestedTraceEvent *ev = &fmt->ev[k];
+
+        if (!ev->id || ev->id != type) {
+            continue;
+        }
+        if ((ev->a.size && !read_field(raw, len, &ev->a, &a)) ||
+            (ev->b.size && !read_field(raw, len, &ev->b, &b))) {
+            g_set_error(errp, NESTED_EVENT_ERROR,
+                        NESTED_EVENT_ERROR_TRUNCATED,
+                        "%s record.size=%zu: shorter than its format",
+                        nested_trace_names(k)[0], len);
+            return false;
+        }
+        rec->kind = k;
+        rec->info = a;
+        rec->error_code = b;
+        return true;
+    }
+    return false;
+}
+
+/* Same event, error code included, ignoring reserved bits. */
+static bool same_event(uint32_t info, uint32_t err, uint32_t info2,
+                       uint32_t err2)
+{
+    if ((info & WINDOW_EVENT_MASK) != (info2 & WINDOW_EVENT_MASK)) {
+        return false;
+    }
+    return !(info & NESTED_INTINFO_ERROR_CODE) || err == err2;
+}
+
+
+static void unknown(NestedWindow *w, const char *why)
+{
+    w->verdict = NESTED_WINDOW_UNKNOWN;
+    g_strlcpy(w->why, why, sizeof(w->why));
+}
+
+/*
+ * The newest record decides.  An exit reflected to L1, an L1 VMRUN (the
+ * event, if any, is still in the cached EVENTINJ that the nested state
+ * carries), or an exit with nothing in EXITINTINFO leave nothing hidden.
+ * An exit with an event in EXITINTINFO is followed back: while every
+ * older exit carried the same event it was never delivered, and if the
+ * chain ends at an L1 VMRUN that injected it, it is L1's.
+ */
+void nested_window_judge(const NestedTraceRecord *recs, size_t n,
+                         bool complete, NestedWindow *w)
+{
+    const NestedTraceRecord *top = &recs[0];
+
+    memset(w, 0, sizeof(*w));
+    if (n == 0) {
+        unknown(w, complete ? "no nested entry or exit since observation "
+                "began" : "the trace ring holds no nested record");
+        return;
+    }
+    if (top->kind != NESTED_TRACE_VMEXIT ||
+        !(top->info & NESTED_INTINFO_VALID)) {
+        return;
+    }
+    for (size_t i = 1; i < n; i++) {
+        const NestedTraceRecord *r = &recs[i];
+
+        switch (r->kind) {
+        case NESTED_TRACE_VMEXIT:
+            if (!same_event(top->info, top->error_code, r->info,
+                            r->error_code)) {
+                return;     /* KVM's or L2's own event, not L1's */
+            }
+            break;
+        case NESTED_TRACE_VMENTER:
+            /* The tracepoint has no event_inj_err: compare the rest. */
+            if (same_event(top->info, 0, r->info, 0)) {
+                w->verdict = NESTED_WINDOW_L1_EVENT;
+                w->exit_int_info = top->info;
+                w->exit_int_info_err = top->error_code;
+            }
+            return;
+        default:
+            unknown(w, "an exit to L1 without a later VMRUN precedes an "
+                    "exit from L2");
+            return;
+        }
+    }
+    unknown(w, complete ? "the event was in flight before observation "
+            "began" : "the trace ring overwrote the VMRUN that started "
+            "the event's delivery");
+}
+
+static bool disagree(GError **errp, const NestedEvent *seen,
+                     const NestedEvent *kvm)
+{
+    g_set_error(errp, NESTED_EVENT_ERROR, NESTED_EVENT_ERROR_INCONSISTENT,
+                "l2.injected.type=%s: KVM reports %s vector %u while its "
+                "tracepoints show L1's %s vector %u in flight",
+                kvm->valid ? nested_event_type_name(kvm->type) : "none",
+                kvm->valid ? nested_event_type_name(kvm->type) : "none",
+                kvm->vector, nested_event_type_name(seen->type),
+                seen->vector);
+    return false;
+}
+
+bool nested_window_apply(NestedEventState *st, const NestedWindow *w,
+                         uint64_t rip, uint64_t cs_base,
+                         uint64_t svm_next_rip, GError **errp)
+{
+    NestedEvent *cur = &st->l2.injected;
+    NestedEvent seen;
+
+    if (!st->guest_mode || w->verdict == NESTED_WINDOW_CLEAR) {
+        return true;
+    }
+    if (w->verdict == NESTED_WINDOW_UNKNOWN) {
+        g_set_error(errp, NESTED_EVENT_ERROR,
+                    NESTED_EVENT_ERROR_UNREPRESENTABLE,
+                    "guest_mode=1: cannot tell whether L1's event is in "
+                    "flight: %s", w->why);
+        return false;
+    }
+    if (st->vendor != NESTED_VENDOR_SVM) {
+        g_set_error(errp, NESTED_EVENT_ERROR,
+                    NESTED_EVENT_ERROR_UNREPRESENTABLE,
+                    "vendor=vmx: the in-flight observer reads SVM's "
+                    "EXITINTINFO only");
+        return false;
+    }
+    if (!nested_event_from_svm(NESTED_INTINFO_SVM_EXITINTINFO,
+                               w->exit_int_info, w->exit_int_info_err,
+                               &seen, errp)) {
+        return false;
+    }
+    seen.origin = NESTED_ORIGIN_L1;
+    if (nested_event_type_is_soft(seen.type)) {
+        /* KVM_GET_VCPU_EVENTS hides re-queued soft events entirely. */
+        if (cur->valid) {
+            return disagree(errp, &seen, cur);
+        }
+        nested_event_set_svm_soft_rips(&seen, rip, cs_base, svm_next_rip);
+        *cur = seen;
+        return true;
+    }
+    if (!cur->valid || cur->type != seen.type ||
+        cur->vector != seen.vector ||
+        cur->has_error_code != seen.has_error_code ||
+        cur->error_code != seen.error_code) {
+        return disagree(errp, &seen, cur);
+    }
+    cur->origin = NESTED_ORIGIN_L1;
+    return true;
+}

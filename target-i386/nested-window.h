@@ -1,0 +1,105 @@
+/*
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ *
+ * The hidden window: telling, from KVM's own tracepoints, whether a vCPU
+ * stopped while an event L1 injected into L2 was still in flight.
+ *
+ * KVM keeps such an event queued for re-injection after an exit that L0
+ * handled during vectoring, and exports neither its origin (an NMI's
+ * nmi_l1_to_l2) nor, for INT n / INT3 / INTO, the event at all.  Its
+ * tracepoints see every step: kvm_nested_vmenter (or kvm_nested_vmrun
+ * on older kernels) records L1's EVENTINJ at VMRUN, kvm_nested_vmexit
+ * records each exit from L2 with EXITINTINFO, kvm_nested_vmexit_inject
+ * each exit reflected to L1.  This file parses the tracefs format
+ * descriptions, decodes raw records and judges the last records of one
+ * vCPU; accel-side code (target-i386/mirror/nested-kvm-observe.c)
+ * collects them with perf_event_open.  Pure C11 + GLib.
+ */
+
+#ifndef NESTED_WINDOW_H
+#define NESTED_WINDOW_H
+
+#include "nested-events.h"
+
+typedef enum NestedTraceKind {
+    NESTED_TRACE_VMENTER,       /* L1 VMRUN: event_inj */
+    NESTED_TRACE_VMEXIT,        /* exit from L2: intr_info, error_code */
+    NESTED_TRACE_VMEXIT_INJECT, /* exit reflected to L1 */
+    NESTED_TRACE__MAX,
+} NestedTraceKind;
+
+/* Where a field sits in a tracepoint's raw record (tracefs "format"). */
+typedef struct NestedTraceField {
+    uint32_t offset;
+    uint32_t size;              /* 0: absent */
+} NestedTraceField;
+
+typedef struct NestedTraceEvent {
+    uint16_t id;                /* common_type of its records */
+    NestedTraceField a;         /* event_inj / intr_info */
+    NestedTraceField b;         /* error_code (vmexit only) */
+} NestedTraceEvent;
+
+typedef struct NestedTraceFormat {
+    NestedTraceField common_type;
+    NestedTraceEvent ev[NESTED_TRACE__MAX];
+} NestedTraceFormat;
+
+/* The tracepoint names tried for each kind, newest kernel first. */
+const char *const *nested_trace_names(NestedTraceKind kind);
+
+/*
+ * Parse one event's tracefs "format" text into fmt->ev[kind] (and
+ * fmt->common_type).  Fails naming the missing or malformed line.
+ */
+bool nested_trace_parse_format(NestedTraceFormat *fmt, NestedTraceKind kind,
+                               const char *text, GError **errp);
+
+typedef struct NestedTraceRecord {
+    NestedTraceKind kind;
+    uint32_t info;              /* EVENTINJ or EXITINTINFO */
+    uint32_t error_code;        /* EXITINTINFO's error code */
+} NestedTraceRecord;
+
+/*
+ * Decode one raw sample (PERF_SAMPLE_RAW data).  Returns false, without
+ * an error, for records of other events.
+ */
+bool nested_trace_decode(const NestedTraceFormat *fmt, const uint8_t *raw,
+                         size_t len, NestedTraceRecord *rec, GError **errp);
+
+typedef enum NestedWindowVerdict {
+    NESTED_WINDOW_CLEAR,        /* nothing of L1's in flight */
+    NESTED_WINDOW_L1_EVENT,     /* L1's event waits for re-injection */
+    NESTED_WINDOW_UNKNOWN,      /* the records do not say */
+} NestedWindowVerdict;
+
+typedef struct NestedWindow {
+    NestedWindowVerdict verdict;
+    uint32_t exit_int_info;     /* L1_EVENT: the event, as EXITINTINFO */
+    uint32_t exit_int_info_err;
+    char why[160];              /* UNKNOWN: the reason */
+} NestedWindow;
+
+/*
+ * Judge a vCPU's records, newest first.  complete says the ring never
+ * overwrote anything since observation began, so that running out of
+ * records means there were no more.
+ */
+void nested_window_judge(const NestedTraceRecord *recs, size_t n,
+                         bool complete, NestedWindow *w);
+
+/*
+ * Fold a verdict into a model built from KVM_GET_VCPU_EVENTS and
+ * KVM_GET_NESTED_STATE (SVM).  svm_next_rip is vmcb12.control.next_rip
+ * from the nested state: KVM never rewrites its cached copy after VMRUN,
+ * so it still holds the return address of L1's soft event; rip and
+ * cs_base are L2's, which KVM rewinds to the event's old RIP.
+ * An L1_EVENT that disagrees with what KVM reports is an error naming
+ * both; an UNKNOWN verdict in guest mode is an error too.
+ */
+bool nested_window_apply(NestedEventState *st, const NestedWindow *w,
+                         uint64_t rip, uint64_t cs_base,
+                         uint64_t svm_next_rip, GError **errp);
+
+#endif

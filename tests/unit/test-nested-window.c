@@ -1,0 +1,403 @@
+/*
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ *
+ * The hidden window (target-i386/nested-window.c): tracefs format
+ * parsing, raw record decoding, the in-flight verdict and its effect on
+ * the model.
+ *
+ * The format texts follow the tracefs "format" files of KVM's
+ * tracepoints (arch/x86/kvm/trace.h: kvm_nested_vmenter and its older
+ * name kvm_nested_vmrun, kvm_nested_vmexit built by
+ * TRACE_EVENT_KVM_EXIT, kvm_nested_vmexit_inject); offsets are those of
+ * an x86-64 build with the four common fields (8 bytes) first.  Event
+ * words use the EVENTINJ / EXITINTINFO layout of AMD APM vol. 2, 15.20
+ * and 15.7.2: vector 7:0, type 10:8, EV 11, V 31.
+ */
+
+#include <string.h>
+
+#include "nested-window.h"
+
+#define V (1u << 31)
+#define EV (1u << 11)
+#define T_INTR (0u << 8)
+#define T_NMI (2u << 8)
+#define T_EXC (3u << 8)
+#define T_SOFT (4u << 8)
+
+#define COMMON_FIELDS \
+    "\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;\n" \
+    "\tfield:unsigned char common_flags;\toffset:2;\tsize:1;\tsigned:0;\n" \
+    "\tfield:unsigned char common_preempt_count;\toffset:3;\tsize:1;" \
+    "\tsigned:0;\n" \
+    "\tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;\n\n"
+
+static const char fmt_vmenter[] =
+    "name: kvm_nested_vmenter\nID: 1501\nformat:\n" COMMON_FIELDS
+    "\tfield:__u64 rip;\toffset:8;\tsize:8;\tsigned:0;\n"
+    "\tfield:__u64 vmcb;\toffset:16;\tsize:8;\tsigned:0;\n"
+    "\tfield:__u64 nested_rip;\toffset:24;\tsize:8;\tsigned:0;\n"
+    "\tfield:__u32 int_ctl;\toffset:32;\tsize:4;\tsigned:0;\n"
+    "\tfield:__u32 event_inj;\toffset:36;\tsize:4;\tsigned:0;\n"
+    "\tfield:bool tdp_enabled;\toffset:40;\tsize:1;\tsigned:0;\n"
+    "\nprint fmt: \"rip: 0x%016llx\", REC->rip\n";
+
+/* 6.1 before the rename: fewer fields, event_inj elsewhere. */
+static const char fmt_vmrun[] =
+    "name: kvm_nested_vmrun\nID: 1377\nformat:\n" COMMON_FIELDS
+    "\tfield:__u64 rip;\toffset:8;\tsize:8;\tsigned:0;\n"
+    "\tfield:__u64 vmcb;\toffset:16;\tsize:8;\tsigned:0;\n"
+    "\tfield:__u64 nested_rip;\toffset:24;\tsize:8;\tsigned:0;\n"
+    "\tfield:__u32 int_ctl;\toffset:32;\tsize:4;\tsigned:0;\n"
+    "\tfield:__u32 event_inj;\toffset:40;\tsize:4;\tsigned:0;\n";
+
+static const char fmt_vmexit[] =
+    "name: kvm_nested_vmexit\nID: 1502\nformat:\n" COMMON_FIELDS
+    "\tfield:unsigned int exit_reason;\toffset:8;\tsize:4;\tsigned:0;\n"
+    "\tfield:unsigned long guest_rip;\toffset:16;\tsize:8;\tsigned:0;\n"
+    "\tfield:u32 isa;\toffset:24;\tsize:4;\tsigned:0;\n"
+    "\tfield:u64 info1;\toffset:32;\tsize:8;\tsigned:0;\n"
+    "\tfield:u64 info2;\toffset:40;\tsize:8;\tsigned:0;\n"
+    "\tfield:u32 intr_info;\toffset:48;\tsize:4;\tsigned:0;\n"
+    "\tfield:u32 error_code;\toffset:52;\tsize:4;\tsigned:0;\n"
+    "\tfield:unsigned int vcpu_id;\toffset:56;\tsize:4;\tsigned:0;\n";
+
+static const char fmt_inject[] =
+    "name: kvm_nested_vmexit_inject\nID: 1503\nformat:\n" COMMON_FIELDS
+    "\tfield:__u32 exit_code;\toffset:8;\tsize:4;\tsigned:0;\n"
+    "\tfield:__u64 exit_info1;\toffset:16;\tsize:8;\tsigned:0;\n"
+    "\tfield:__u64 exit_info2;\toffset:24;\tsize:8;\tsigned:0;\n"
+    "\tfield:__u32 exit_int_info;\toffset:32;\tsize:4;\tsigned:0;\n"
+    "\tfield:__u32 exit_int_info_err;\toffset:36;\tsize:4;\tsigned:0;\n";
+
+static void load_formats(NestedTraceFormat *fmt)
+{
+    memset(fmt, 0, sizeof(*fmt));
+    g_assert_true(nested_trace_parse_format(fmt, NESTED_TRACE_VMENTER,
+                                            fmt_vmenter, NULL));
+    g_assert_true(nested_trace_parse_format(fmt, NESTED_TRACE_VMEXIT,
+                                            fmt_vmexit, NULL));
+    g_assert_true(nested_trace_parse_format(fmt, NESTED_TRACE_VMEXIT_INJECT,
+                                            fmt_inject, NULL));
+}
+
+static void test_parse(void)
+{
+    NestedTraceFormat fmt;
+
+    load_formats(&fmt);
+    g_assert_cmpuint(fmt.common_type.offset, ==, 0);
+    g_assert_cmpuint(fmt.common_type.size, ==, 2);
+    g_assert_cmpuint(fmt.ev[NESTED_TRACE_VMENTER].id, ==, 1501);
+    g_assert_cmpuint(fmt.ev[NESTED_TRACE_VMENTER].a.offset, ==, 36);
+    g_assert_cmpuint(fmt.ev[NESTED_TRACE_VMEXIT].a.offset, ==, 48);
+    g_assert_cmpuint(fmt.ev[NESTED_TRACE_VMEXIT].b.offset, ==, 52);
+    g_assert_cmpuint(fmt.ev[NESTED_TRACE_VMEXIT].b.size, ==, 4);
+    g_assert_cmpuint(fmt.ev[NESTED_TRACE_VMEXIT_INJECT].id, ==, 1503);
+
+    /* The pre-rename name has event_inj at another offset. */
+    g_assert_true(nested_trace_parse_format(&fmt, NESTED_TRACE_VMENTER,
+                                            fmt_vmrun, NULL));
+    g_assert_cmpuint(fmt.ev[NESTED_TRACE_VMENTER].id, ==, 1377);
+    g_assert_cmpuint(fmt.ev[NESTED_TRACE_VMENTER].a.offset, ==, 40);
+    g_assert_cmpstr(nested_trace_names(NESTED_TRACE_VMENTER)[1], ==,
+                    "kvm_nested_vmrun");
+}
+
+static void expect_parse_error(NestedTraceKind kind, const char *text,
+                               const char *message)
+{
+    NestedTraceFormat fmt = { 0 };
+    g_autoptr(GError) err = NULL;
+
+    g_assert_false(nested_trace_parse_format(&fmt, kind, text, &err));
+    g_assert_cmpstr(err->message, ==, message);
+}
+
+static void test_parse_errors(void)
+{
+    g_autofree char *no_intr = g_strdup(fmt_vmexit);
+    g_autofree char *no_id = g_strdup(fmt_vmexit);
+
+    /* A kernel that renamed the field must not be read blindly. */
+    memcpy(strstr(no_intr, "intr_info"), "intr_nfo ", 9);
+    expect_parse_error(NESTED_TRACE_VMEXIT, no_intr,
+                       "kvm_nested_vmexit.intr_info.size=0: field missing "
+                       "or not 1 to 8 bytes");
+    memcpy(strstr(no_id, "ID: 1502"), "ID: x502", 8);
+    expect_parse_error(NESTED_TRACE_VMEXIT, no_id,
+                       "kvm_nested_vmexit: no numeric 'ID:' line");
+    expect_parse_error(NESTED_TRACE_VMEXIT_INJECT,
+                       "ID: 7\n\tfield:u32 common_type;\toffset:0;\tsize:4;",
+                       "kvm_nested_vmexit_inject: common_type.size=4: "
+                       "expected a 2-byte field");
+}
+
+static void put(uint8_t *raw, uint32_t off, uint32_t size, uint64_t v)
+{
+    for (uint32_t i = 0; i < size; i++) {
+        raw[off + i] = v >> (8 * i);
+    }
+}
+
+static void test_decode(void)
+{
+    NestedTraceFormat fmt;
+    NestedTraceRecord rec;
+    g_autoptr(GError) err = NULL;
+    uint8_t raw[64] = { 0 };
+
+    load_formats(&fmt);
+    put(raw, 0, 2, 1502);
+    put(raw, 48, 4, V | EV | T_EXC | 13);
+    put(raw, 52, 4, 0x18);
+    g_assert_true(nested_trace_decode(&fmt, raw, 60, &rec, NULL));
+    g_assert_cmpuint(rec.kind, ==, NESTED_TRACE_VMEXIT);
+    g_assert_cmphex(rec.info, ==, V | EV | T_EXC | 13);
+    g_assert_cmphex(rec.error_code, ==, 0x18);
+
+    put(raw, 0, 2, 1501);
+    put(raw, 36, 4, V | T_NMI | 2);
+    g_assert_true(nested_trace_decode(&fmt, raw, 44, &rec, NULL));
+    g_assert_cmpuint(rec.kind, ==, NESTED_TRACE_VMENTER);
+    g_assert_cmphex(rec.info, ==, V | T_NMI | 2);
+
+    /* Another tracepoint's record: skipped, not an error. */
+    put(raw, 0, 2, 999);
+    g_assert_false(nested_trace_decode(&fmt, raw, 64, &rec, NULL));
+
+    put(raw, 0, 2, 1502);
+    g_assert_false(nested_trace_decode(&fmt, raw, 50, &rec, &err));
+    g_assert_cmpstr(err->message, ==,
+                    "kvm_nested_vmexit record.size=50: shorter than its "
+                    "format");
+    g_clear_error(&err);
+    g_assert_false(nested_trace_decode(&fmt, raw, 1, &rec, &err));
+    g_assert_cmpstr(err->message, ==,
+                    "record.size=1: no room for common_type");
+}
+
+#define ENTER(i) { NESTED_TRACE_VMENTER, (i), 0 }
+#define EXIT(i, e) { NESTED_TRACE_VMEXIT, (i), (e) }
+#define INJECT { NESTED_TRACE_VMEXIT_INJECT, 0, 0 }
+
+typedef struct JudgeCase {
+    const char *path;
+    NestedTraceRecord recs[4];  /* newest first */
+    size_t n;
+    bool complete;
+    NestedWindowVerdict verdict;
+    const char *why;
+} JudgeCase;
+
+static const JudgeCase judge_cases[] = {
+    /* Delivery of L1's NMI cut short twice by L0-handled exits. */
+    { "/window/judge/l1-nmi", { EXIT(V | T_NMI | 2, 0),
+      EXIT(V | T_NMI | 2, 0), ENTER(V | T_NMI | 2) }, 3, false,
+      NESTED_WINDOW_L1_EVENT, NULL },
+    { "/window/judge/l1-gp-error-code", { EXIT(V | EV | T_EXC | 13, 0x18),
+      ENTER(V | EV | T_EXC | 13) }, 2, false, NESTED_WINDOW_L1_EVENT, NULL },
+    { "/window/judge/l1-soft-int", { EXIT(V | T_SOFT | 0x80, 0),
+      ENTER(V | T_SOFT | 0x80) }, 2, true, NESTED_WINDOW_L1_EVENT, NULL },
+    /* L2's own INT n: L1's VMRUN injected nothing. */
+    { "/window/judge/l2-own-soft-int", { EXIT(V | T_SOFT | 0x80, 0),
+      ENTER(0) }, 2, true, NESTED_WINDOW_CLEAR, NULL },
+    /* An earlier exit carried another error code: not the same event. */
+    { "/window/judge/changed-error-code", { EXIT(V | EV | T_EXC | 13, 0x18),
+      EXIT(V | EV | T_EXC | 13, 0x10), ENTER(V | EV | T_EXC | 13) }, 3,
+      false, NESTED_WINDOW_CLEAR, NULL },
+    /* Delivered at the previous entry; this exit's event is new. */
+    { "/window/judge/delivered-before", { EXIT(V | T_INTR | 0x30, 0),
+      EXIT(0, 0), ENTER(V | T_INTR | 0x30) }, 3, false,
+      NESTED_WINDOW_CLEAR, NULL },
+    { "/window/judge/last-exit-empty", { EXIT(0, 0), ENTER(V | T_NMI | 2) },
+      2, false, NESTED_WINDOW_CLEAR, NULL },
+    { "/window/judge/reflected", { INJECT, EXIT(V | T_NMI | 2, 0) }, 2,
+      false, NESTED_WINDOW_CLEAR, NULL },
+    /* Stopped between L1's VMRUN and the entry: the nested state has it. */
+    { "/window/judge/run-pending", { ENTER(V | T_NMI | 2) }, 1, false,
+      NESTED_WINDOW_CLEAR, NULL },
+    { "/window/judge/ring-overwrote-start", { EXIT(V | T_NMI | 2, 0),
+      EXIT(V | T_NMI | 2, 0) }, 2, false, NESTED_WINDOW_UNKNOWN,
+      "the trace ring overwrote the VMRUN that started the event's "
+      "delivery" },
+    { "/window/judge/before-observation", { EXIT(V | T_NMI | 2, 0) }, 1,
+      true, NESTED_WINDOW_UNKNOWN,
+      "the event was in flight before observation began" },
+    { "/window/judge/broken-chain", { EXIT(V | T_NMI | 2, 0), INJECT }, 2,
+      false, NESTED_WINDOW_UNKNOWN,
+      "an exit to L1 without a later VMRUN precedes an exit from L2" },
+    { "/window/judge/empty", { { 0 } }, 0, true, NESTED_WINDOW_UNKNOWN,
+      "no nested entry or exit since observation began" },
+};
+
+static void test_judge(gconstpointer opaque)
+{
+    const JudgeCase *c = opaque;
+    NestedWindow w;
+
+    nested_window_judge(c->recs, c->n, c->complete, &w);
+    g_assert_cmpint(w.verdict, ==, c->verdict);
+    if (c->why) {
+        g_assert_cmpstr(w.why, ==, c->why);
+    }
+    if (c->verdict == NESTED_WINDOW_L1_EVENT) {
+        g_assert_cmphex(w.exit_int_info, ==, c->recs[0].info);
+        g_assert_cmphex(w.exit_int_info_err, ==, c->recs[0].error_code);
+    }
+}
+
+static void guest_state(NestedEventState *st)
+{
+    nested_event_state_init(st, NESTED_VENDOR_SVM);
+    st->guest_mode = true;
+}
+
+static NestedWindow l1_event(uint32_t info, uint32_t err)
+{
+    return (NestedWindow) {
+        .verdict = NESTED_WINDOW_L1_EVENT,
+        .exit_int_info = info, .exit_int_info_err = err,
+    };
+}
+
+/* KVM_GET_VCPU_EVENTS reported nmi.injected; the window names L1. */
+static void test_apply_nmi(void)
+{
+    NestedEventState st;
+    NestedWindow w = l1_event(V | T_NMI | 2, 0);
+
+    guest_state(&st);
+    st.l2.injected = (NestedEvent) {
+        .valid = true, .type = NESTED_EVENT_NMI, .vector = 2,
+        .origin = NESTED_ORIGIN_L0,
+    };
+    g_assert_true(nested_window_apply(&st, &w, 0x1000, 0, 0, NULL));
+    g_assert_cmpuint(st.l2.injected.origin, ==, NESTED_ORIGIN_L1);
+    g_assert_true(nested_event_validate(&st, NULL));
+}
+
+/*
+ * A re-queued INT n is absent from kvm_vcpu_events; the window brings
+ * it back with vmcb12 NextRIP as return address, here far from RIP.
+ */
+static void test_apply_soft_int(void)
+{
+    NestedEventState st;
+    NestedWindow w = l1_event(V | T_SOFT | 0x80, 0);
+    const NestedEvent *ev = &st.l2.injected;
+
+    guest_state(&st);
+    g_assert_true(nested_window_apply(&st, &w, 0x5000, 0x10000, 0x7ff0,
+                                      NULL));
+    g_assert_true(ev->valid);
+    g_assert_cmpuint(ev->type, ==, NESTED_EVENT_SOFT_INTR);
+    g_assert_cmpuint(ev->vector, ==, 0x80);
+    g_assert_cmpuint(ev->origin, ==, NESTED_ORIGIN_L1);
+    g_assert_cmphex(ev->old_rip, ==, 0x5000);
+    g_assert_cmphex(ev->next_rip, ==, 0x7ff0);
+    g_assert_cmphex(ev->cs_base, ==, 0x10000);
+    g_assert_cmpuint(ev->insn_len, ==, 0);
+    g_assert_true(nested_event_validate(&st, NULL));
+}
+
+/* INT3 injected as TYPE 3 vector 3 is a soft exception (APM 15.20). */
+static void test_apply_int3(void)
+{
+    NestedEventState st;
+    NestedWindow w = l1_event(V | T_EXC | 3, 0);
+
+    guest_state(&st);
+    g_assert_true(nested_window_apply(&st, &w, 0x5000, 0, 0x5001, NULL));
+    g_assert_cmpuint(st.l2.injected.type, ==, NESTED_EVENT_SOFT_EXCEPTION);
+    g_assert_cmpuint(st.l2.injected.insn_len, ==, 1);
+    g_assert_true(nested_event_validate(&st, NULL));
+}
+
+static void test_apply_errors(void)
+{
+    NestedEventState st;
+    NestedWindow w = l1_event(V | T_NMI | 2, 0);
+    NestedWindow unk = { .verdict = NESTED_WINDOW_UNKNOWN, .why = "why" };
+    g_autoptr(GError) err = NULL;
+
+    guest_state(&st);
+    st.l2.injected = (NestedEvent) {
+        .valid = true, .type = NESTED_EVENT_EXT_INTR, .vector = 0x30,
+    };
+    g_assert_false(nested_window_apply(&st, &w, 0, 0, 0, &err));
+    g_assert_cmpstr(err->message, ==,
+                    "l2.injected.type=ext-intr: KVM reports ext-intr vector "
+                    "48 while its tracepoints show L1's nmi vector 2 in "
+                    "flight");
+    g_clear_error(&err);
+
+    g_assert_false(nested_window_apply(&st, &unk, 0, 0, 0, &err));
+    g_assert_cmpstr(err->message, ==,
+                    "guest_mode=1: cannot tell whether L1's event is in "
+                    "flight: why");
+    g_clear_error(&err);
+
+    /* Outside guest mode nothing of L1's can be in flight. */
+    st.guest_mode = false;
+    g_assert_true(nested_window_apply(&st, &unk, 0, 0, 0, NULL));
+
+    nested_event_state_init(&st, NESTED_VENDOR_VMX);
+    st.guest_mode = true;
+    g_assert_false(nested_window_apply(&st, &w, 0, 0, 0, &err));
+    g_assert_cmpstr(err->message, ==,
+                    "vendor=vmx: the in-flight observer reads SVM's "
+                    "EXITINTINFO only");
+}
+
+/*
+ * End to end: the applied model plans a restore through vmcb12
+ * EVENTINJ, so that KVM derives nmi_l1_to_l2 again, and leaves
+ * kvm_vcpu_events.nmi.injected clear.
+ */
+static void test_apply_then_plan(void)
+{
+    NestedRestoreCaps caps = {
+        .vendor = NESTED_VENDOR_SVM, .vcpu_events = true,
+        .exception_payload = true, .nested_state = true, .nrips = true,
+    };
+    NestedWindow w = l1_event(V | T_NMI | 2, 0);
+    NestedRestorePlan plan;
+    NestedEventState st;
+    bool found = false;
+
+    guest_state(&st);
+    st.l2.injected = (NestedEvent) {
+        .valid = true, .type = NESTED_EVENT_NMI, .vector = 2,
+    };
+    g_assert_true(nested_window_apply(&st, &w, 0x1000, 0, 0, NULL));
+    g_assert_true(nested_event_plan_restore(&st, &caps, &plan, NULL));
+    g_assert_cmpuint(plan.events.nmi.injected, ==, 0);
+    for (int i = 0; i < plan.n_state_edits; i++) {
+        const NestedStateEdit *e = &plan.state_edits[i];
+
+        if (e->offset == NESTED_STATE_HDR_SIZE + NESTED_VMCB_EVENT_INJ) {
+            g_assert_cmphex(e->value, ==, V | T_NMI | 2);
+            found = true;
+        }
+    }
+    g_assert_true(found);
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    g_test_add_func("/window/parse", test_parse);
+    g_test_add_func("/window/parse-errors", test_parse_errors);
+    g_test_add_func("/window/decode", test_decode);
+    for (size_t i = 0; i < G_N_ELEMENTS(judge_cases); i++) {
+        g_test_add_data_func(judge_cases[i].path, &judge_cases[i],
+                             test_judge);
+    }
+    g_test_add_func("/window/apply/nmi", test_apply_nmi);
+    g_test_add_func("/window/apply/soft-int", test_apply_soft_int);
+    g_test_add_func("/window/apply/int3", test_apply_int3);
+    g_test_add_func("/window/apply/errors", test_apply_errors);
+    g_test_add_func("/window/apply/then-plan", test_apply_then_plan);
+    return g_test_run();
+}
