@@ -77,6 +77,10 @@ for d in proc sys dev; do
     mount -o bind "/$d" "/mnt/$d" || die "cannot bind /$d into /mnt"
 done
 mount -t tmpfs -o mode=1777 tmpfs /mnt/run || die "cannot mount /mnt/run"
+# KVM's tracepoints: nested-kvm's in-flight observer reads their formats
+# here (docs/hidden-window.rst), and the torture counts windows with them.
+mount -t tracefs tracefs /mnt/sys/kernel/tracing ||
+    say "tracefs unavailable: the in-flight observer will be refused"
 mkdir -p /dev/shm /dev/pts
 mount -t tmpfs -o mode=1777 tmpfs /dev/shm
 mount -t devpts devpts /dev/pts

@@ -12,12 +12,19 @@
 
 #include "qemu/osdep.h"
 #include "qemu/accel.h"
+#include "qapi/error.h"
 #include "system/accel-ops.h"
 #include "system/kvm.h"
 #include "hw/boards.h"
 #include "accel/nested-kvm/nested-kvm.h"
 
 bool nested_kvm_allowed;
+NestedKVMEventMigration nested_kvm_event_migration;
+
+static const char *const event_migration_names[] = {
+    [NESTED_KVM_EVENT_MIGRATION_STRICT] = "strict",
+    [NESTED_KVM_EVENT_MIGRATION_BEST_EFFORT] = "best-effort",
+};
 
 typedef struct NestedKVMAccelClass {
     AccelClass parent_class;
@@ -37,8 +44,27 @@ static int nested_kvm_init_machine(MachineState *ms)
     ret = nkc->parent_init_machine(ms);
     if (ret == 0) {
         nested_kvm_allowed = true;
+        nested_kvm_observe_init();
     }
     return ret;
+}
+
+static char *nested_kvm_get_event_migration(Object *obj, Error **errp)
+{
+    return g_strdup(event_migration_names[nested_kvm_event_migration]);
+}
+
+static void nested_kvm_set_event_migration(Object *obj, const char *value,
+                                           Error **errp)
+{
+    for (int i = 0; i < ARRAY_SIZE(event_migration_names); i++) {
+        if (!strcmp(value, event_migration_names[i])) {
+            nested_kvm_event_migration = i;
+            return;
+        }
+    }
+    error_setg(errp, "event-migration=%s: expected strict or best-effort",
+               value);
 }
 
 static void nested_kvm_accel_class_init(ObjectClass *oc, void *data)
@@ -50,6 +76,13 @@ static void nested_kvm_accel_class_init(ObjectClass *oc, void *data)
     nkc->parent_init_machine = ac->init_machine;
     ac->init_machine = nested_kvm_init_machine;
     ac->name = "nested-kvm";
+    object_class_property_add_str(oc, "event-migration",
+                                  nested_kvm_get_event_migration,
+                                  nested_kvm_set_event_migration);
+    object_class_property_set_description(oc, "event-migration",
+        "strict (default): fail a migration that could lose an event L1 "
+        "is injecting into L2; best-effort: warn and migrate as stock "
+        "QEMU does");
 }
 
 static const TypeInfo nested_kvm_accel_type = {

@@ -18,6 +18,21 @@
  */
 extern bool nested_kvm_allowed;
 
+/*
+ * -accel nested-kvm,event-migration=: what a migration does when the
+ * in-flight observer (target-i386/mirror/nested-kvm-observe.c) cannot
+ * vouch for every vCPU.
+ */
+typedef enum NestedKVMEventMigration {
+    NESTED_KVM_EVENT_MIGRATION_STRICT,      /* fail the migration */
+    NESTED_KVM_EVENT_MIGRATION_BEST_EFFORT, /* warn, migrate as stock */
+} NestedKVMEventMigration;
+
+extern NestedKVMEventMigration nested_kvm_event_migration;
+
+/* The target's mirror: start watching migrations. */
+void nested_kvm_observe_init(void);
+
 static inline bool nested_kvm_enabled(void)
 {
     return kvm_enabled() && nested_kvm_allowed;

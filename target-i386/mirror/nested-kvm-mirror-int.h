@@ -9,6 +9,7 @@
 
 #include <linux/kvm.h>
 #include "../nested-events.h"
+#include "../nested-window.h"
 
 typedef struct NestedKVMMirror {
     /* What KVM reported at the last get; valid once have_events is set */
@@ -28,10 +29,21 @@ typedef struct NestedKVMMirror {
      */
     bool restore_pending;
     NestedRestorePlan plan;
+    /* vmcb12.control.next_rip at the last get (SVM guest mode) */
+    uint64_t svm_next_rip;
+    /* The in-flight observer, armed while a migration runs */
+    bool observing;
+    int observe_fd[NESTED_TRACE__MAX];
+    void *observe_ring;
+    size_t observe_ring_len;
+    NestedWindow window;        /* its verdict at the last get */
 } NestedKVMMirror;
 
 NestedKVMMirror *nested_kvm_mirror_get(X86CPU *cpu);
 void nested_kvm_mirror_caps(X86CPU *cpu, NestedRestoreCaps *caps);
 bool nested_kvm_model_beyond_stock(const NestedEventState *st);
+void nested_kvm_observe_release(NestedKVMMirror *m);
+bool nested_kvm_observe_apply(X86CPU *cpu, NestedKVMMirror *m,
+                              GError **errp);
 
 #endif

@@ -13,6 +13,7 @@
 
 #include "qemu/osdep.h"
 #include "qapi/error.h"
+#include "qemu/error-report.h"
 #include "cpu.h"
 #include "system/kvm.h"
 #include "system/kvm_int.h"
@@ -36,6 +37,9 @@ void nested_kvm_mirror_free(X86CPU *cpu)
     NestedKVMMirror *m = cpu->env.nested_kvm;
 
     if (m) {
+        if (m->observing) {
+            nested_kvm_observe_release(m);
+        }
         g_free(m->error);
         g_free(m);
         cpu->env.nested_kvm = NULL;
@@ -114,6 +118,7 @@ static bool nested_kvm_build_model(X86CPU *cpu, NestedKVMMirror *m,
     NestedStateView view;
 
     nested_event_state_init(&m->model, nested_kvm_vendor(env));
+    m->svm_next_rip = 0;
     if (!m->have_events) {
         g_set_error(errp, NESTED_EVENT_ERROR, NESTED_EVENT_ERROR_INVALID,
                     "no vCPU events were read from KVM");
@@ -126,6 +131,9 @@ static bool nested_kvm_build_model(X86CPU *cpu, NestedKVMMirror *m,
          !nested_event_import_nested_state(&m->model, &view, env->eip,
                                            env->segs[R_CS].base, errp))) {
         return false;
+    }
+    if (env->nested_state && view.has_vmcs) {
+        m->svm_next_rip = view.svm_next_rip;
     }
     return nested_event_import_vcpu_events(&m->model, &m->events, errp);
 }
@@ -141,7 +149,15 @@ void nested_kvm_mirror_pull(X86CPU *cpu)
     }
     m = nested_kvm_mirror_get(cpu);
     g_clear_pointer(&m->error, g_free);
-    if (!nested_kvm_build_model(cpu, m, &err)) {
+    if (nested_kvm_build_model(cpu, m, &err) &&
+        !nested_kvm_observe_apply(cpu, m, &err) &&
+        nested_kvm_event_migration == NESTED_KVM_EVENT_MIGRATION_BEST_EFFORT) {
+        warn_report("nested-kvm: vCPU %d: %s; migrating it as stock QEMU "
+                    "would (event-migration=best-effort)",
+                    CPU(cpu)->cpu_index, err->message);
+        g_clear_error(&err);
+    }
+    if (err) {
         m->error = g_strdup(err->message);
         trace_nested_kvm_mirror_pull_failed(CPU(cpu)->cpu_index, m->error);
         g_error_free(err);

@@ -86,3 +86,6 @@ check "the test guest live-migrates between nested-kvm processes and passes" dem
 py_test test_mirror.py "$top/tests/functional/test_mirror.py"
 py_test "test_compat.py --accel nested-kvm --cpu host" \
     "$top/tests/functional/test_compat.py" --accel nested-kvm --cpu host
+# event-migration=strict|best-effort, with the observer's privilege
+# taken away from QEMU.
+py_test test_event_migration.py "$top/tests/functional/test_event_migration.py"

@@ -1,0 +1,154 @@
+#!/usr/bin/env python3
+"""
+-accel nested-kvm,event-migration=strict|best-effort: what a migration
+does when the in-flight observer (docs/hidden-window.rst) cannot watch
+KVM's nested tracepoints.
+
+- An unknown value is refused at startup, naming the value.
+- On real KVM (the lab; skipped elsewhere):
+  - as root the observer arms, and a strict migration completes;
+  - with the privilege taken away (QEMU run as an unprivileged user, so
+    tracefs and tracepoint samples are closed to it), a strict migration
+    fails at setup, before the source stops, with an error that names
+    the reason; the source keeps running and the guest passes there;
+  - the same unprivileged QEMU with best-effort migrates, warning.
+
+Prints TAP lines; exits 1 if any check failed.
+
+SPDX-License-Identifier: GPL-2.0-or-later
+"""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+# pylint: disable=wrong-import-position
+import nkvm  # noqa: E402
+
+TIMEOUT = 120
+NOBODY = 65534
+tap = nkvm.Tap()
+
+
+def test_bad_value():
+    args = [str(nkvm.qemu_binary()), "-L", str(nkvm.firmware_dir()),
+            "-M", "pc", "-nodefaults", "-display", "none",
+            "-accel", "nested-kvm,event-migration=sometimes"]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=60,
+                          check=False)
+    tap.check(proc.returncode == 1 and
+              "event-migration=sometimes: expected strict or best-effort"
+              in proc.stderr,
+              "event-migration=sometimes is refused, naming the value",
+              f"status {proc.returncode}: {proc.stderr.strip()}")
+
+
+def lab_ready():
+    """Why the KVM checks cannot run here, or None."""
+    if os.geteuid() != 0:
+        return "needs root, to take the privilege away from QEMU"
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return "no usable /dev/kvm"
+    if not Path("/sys/module/kvm_amd/parameters/nested").exists():
+        return "no kvm_amd: the observer is for nested SVM (the lab)"
+    return None
+
+
+def unprivileged():
+    """A wrapper that runs QEMU as nobody, without capabilities."""
+    return ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}",
+            "--clear-groups", "--inh-caps=-all", "--bounding-set=-all"]
+
+
+def pair(lab, name, mode, wrapper=()):
+    accel = f"nested-kvm,event-migration={mode}"
+    extra = ["-cpu", "host"]
+    src = lab.vm(f"{name}-src", "migrate", accel=accel, extra_args=extra,
+                 wrapper=wrapper).launch()
+    dst = lab.vm(f"{name}-dst", "migrate", accel=accel, extra_args=extra,
+                 wrapper=wrapper, incoming="defer").launch()
+    src.wait_for_serial_line(r"READY migrate", TIMEOUT)
+    return src, dst
+
+
+def finish(vm, name):
+    vm.qmp("inject-nmi")
+    status = vm.wait_exit(TIMEOUT)
+    tap.check(status == nkvm.EXIT_PASS, name, nkvm.exit_status_name(status))
+
+
+def test_strict_root(lab):
+    src, dst = pair(lab, "root", "strict")
+    info = nkvm.migrate(src, dst, timeout=TIMEOUT)
+    tap.check(info.get("status") == "completed",
+              "strict, as root: the observer arms and the migration "
+              "completes", str(info.get("error-desc", "")))
+    finish(dst, "strict, as root: the guest passes on the destination")
+    src.kill()
+
+
+def test_strict_unprivileged(lab):
+    src, dst = pair(lab, "strict", "strict", unprivileged())
+    start = time.monotonic()
+    try:
+        info = nkvm.migrate(src, dst, timeout=TIMEOUT)
+    except nkvm.NkvmError as exc:
+        info = {"status": f"harness: {exc}"}
+    err = info.get("error-desc", "")
+    run = src.qmp("query-status")
+    tap.check(info.get("status") == "failed" and
+              "event-migration=strict refuses to migrate" in err and
+              "tracefs" in err,
+              "strict, unprivileged: the migration fails, naming the "
+              "missing tracefs access", f"{info.get('status')}: {err}")
+    tap.check(run["status"] == "running",
+              "strict, unprivileged: the source never stopped and runs on",
+              f"source {run['status']} after "
+              f"{time.monotonic() - start:.1f} s")
+    dst.kill()
+    finish(src, "strict, unprivileged: the guest passes on the source")
+
+
+def test_best_effort_unprivileged(lab):
+    src, dst = pair(lab, "best", "best-effort", unprivileged())
+    info = nkvm.migrate(src, dst, timeout=TIMEOUT)
+    warned = "event-migration=best-effort" in src.stderr_log()
+    tap.check(info.get("status") == "completed" and warned,
+              "best-effort, unprivileged: migrates, with a warning",
+              f"{info.get('status')}, warned={warned}")
+    finish(dst, "best-effort, unprivileged: the guest passes on the "
+           "destination")
+    src.kill()
+
+
+def main():
+    if not nkvm.check_environment(tap):
+        return tap.finish()
+    test_bad_value()
+    why = lab_ready()
+    names = ("strict as root", "strict unprivileged (3 checks)",
+             "best-effort unprivileged (2 checks)")
+    if why:
+        for name in names:
+            tap.skip(name, why)
+        return tap.finish()
+    # The lab's L1 is a throwaway VM: let nobody open its /dev/kvm.
+    os.chmod("/dev/kvm", 0o666)
+    with nkvm.Lab(prefix="nkvm-evmig-") as lab:
+        # QEMU as nobody must reach its sockets and logs.
+        os.chmod(lab.dir, 0o777)
+        for test in (test_strict_root, test_strict_unprivileged,
+                     test_best_effort_unprivileged):
+            try:
+                test(lab)
+            except nkvm.NkvmError as exc:
+                tap.check(False, test.__name__, str(exc))
+    return tap.finish()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
