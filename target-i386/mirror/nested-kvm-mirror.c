@@ -221,6 +221,75 @@ static int nested_kvm_apply_regs(X86CPU *cpu, const NestedRestorePlan *plan,
     return 0;
 }
 
+/* L1's RIP in the save area of the kvm_nested_state SVM data (APM B-2). */
+#define NESTED_KVM_VMCB_SAVE_RIP 0x578
+
+static bool plan_sets_rip(const NestedRestorePlan *plan)
+{
+    for (int i = 0; i < plan->n_reg_edits; i++) {
+        if (plan->reg_edits[i].reg == NESTED_REG_RIP &&
+            !plan->reg_edits[i].expect_only) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/*
+ * KVM_SET_NESTED_STATE takes a soft event's old RIP from the VMCB's
+ * saved RIP, which KVM refreshes from KVM_SET_REGS only when the vCPU
+ * next runs (6.1 and 6.12 alike): on a destination that never ran it is
+ * the reset RIP.  Delivery still pushes the right NextRIP, but if it is
+ * cut short again, KVM no longer recognises the event as the one at old
+ * RIP and drops it.  Entering guest mode once with L2's RIP as L1's,
+ * then leaving, leaves that RIP in vmcb01, which the real put copies
+ * into vmcb02 before KVM snapshots it.  The sregs and the nested state
+ * QEMU puts next overwrite everything else this touched.
+ */
+static int nested_kvm_prime_svm_rip(X86CPU *cpu, Error **errp)
+{
+    CPUX86State *env = &cpu->env;
+    CPUState *cs = CPU(cpu);
+    struct {
+        struct kvm_msrs info;
+        struct kvm_msr_entry entry;
+    } efer = { .info.nmsrs = 1, .entry.index = MSR_EFER };
+    struct kvm_nested_state out = {
+        .format = KVM_STATE_NESTED_FORMAT_SVM,
+        .flags = KVM_STATE_NESTED_GIF_SET,
+        .size = sizeof(out),
+    };
+    g_autofree struct kvm_nested_state *in = NULL;
+    uint64_t rip = env->eip;
+    int ret;
+
+    /* KVM takes a guest-mode state only with EFER.SVME set. */
+    ret = kvm_vcpu_ioctl(cs, KVM_GET_MSRS, &efer);
+    if (ret == 1) {
+        efer.entry.data |= MSR_EFER_SVME;
+        ret = kvm_vcpu_ioctl(cs, KVM_SET_MSRS, &efer);
+    }
+    if (ret != 1) {
+        error_setg(errp, "nested-kvm: cannot set EFER.SVME before the "
+                   "nested state (%d)", ret);
+        return -EINVAL;
+    }
+    in = g_memdup2(env->nested_state, env->nested_state->size);
+    memcpy((uint8_t *)in->data.svm + NESTED_KVM_VMCB_SAVE_RIP, &rip,
+           sizeof(rip));
+    ret = kvm_vcpu_ioctl(cs, KVM_SET_NESTED_STATE, in);
+    if (ret == 0) {
+        ret = kvm_vcpu_ioctl(cs, KVM_SET_NESTED_STATE, &out);
+    }
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "nested-kvm: cannot prime L2's RIP "
+                         "0x%" PRIx64 " for the soft event", rip);
+        return ret;
+    }
+    trace_nested_kvm_mirror_prime_rip(cs->cpu_index, rip);
+    return 0;
+}
+
 int nested_kvm_mirror_push(X86CPU *cpu, int level, Error **errp)
 {
     CPUX86State *env = &cpu->env;
@@ -257,6 +326,10 @@ int nested_kvm_mirror_push(X86CPU *cpu, int level, Error **errp)
         nested_kvm_plan_to_env(env, &plan->events);
     }
     ret = nested_kvm_apply_regs(cpu, plan, errp);
+    if (ret == 0 && m->model.guest_mode &&
+        m->model.vendor == NESTED_VENDOR_SVM && plan_sets_rip(plan)) {
+        ret = nested_kvm_prime_svm_rip(cpu, errp);
+    }
     if (ret == 0) {
         m->restore_pending = false;
     }
