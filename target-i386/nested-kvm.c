@@ -342,6 +342,13 @@ static void import_pending_exception(NestedEventLevel *lv,
     ex->payload = ex->has_payload ? ev->exception_payload : 0;
 }
 
+static bool same_injected(const NestedEvent *a, const NestedEvent *b)
+{
+    return a->type == b->type && a->vector == b->vector &&
+           a->has_error_code == b->has_error_code &&
+           a->error_code == b->error_code;
+}
+
 bool nested_event_import_vcpu_events(NestedEventState *st,
                                      const struct kvm_vcpu_events *ev,
                                      GError **errp)
@@ -355,17 +362,26 @@ bool nested_event_import_vcpu_events(NestedEventState *st,
         return false;
     }
     /*
-     * An L1-origin event imported from the nested state wins: KVM does
-     * not report it here (it still sits in EVENTINJ / VM-entry info).
+     * An L1-origin event imported from the nested state wins.  KVM may
+     * also report it here: when an entry right after L1's VMRUN is
+     * cancelled, KVM moves vmcb02's copy of EVENTINJ into its own queue
+     * while the cached vmcb12 keeps it.  Then both describe one event.
      */
     if (keep.valid && keep.origin == NESTED_ORIGIN_L1) {
-        if (ev->exception.injected || ev->interrupt.injected ||
-            ev->nmi.injected) {
+        NestedEventLevel kvm;
+
+        if (!import_injected(&kvm, ev, errp)) {
+            return false;
+        }
+        if (kvm.injected.valid && !same_injected(&kvm.injected, &keep)) {
             g_set_error(errp, NESTED_EVENT_ERROR,
                         NESTED_EVENT_ERROR_INVALID,
-                        "nmi.injected=%u: KVM reports an injected event "
-                        "while L1's event is still waiting in the nested "
-                        "state", ev->nmi.injected);
+                        "l2.injected.type=%s: KVM reports %s vector %u "
+                        "while L1's %s vector %u waits in the nested state",
+                        nested_event_type_name(kvm.injected.type),
+                        nested_event_type_name(kvm.injected.type),
+                        kvm.injected.vector, nested_event_type_name(keep.type),
+                        keep.vector);
             return false;
         }
     } else if (!import_injected(lv, ev, errp)) {

@@ -443,6 +443,39 @@ static void test_ns_svm_soft(void)
     g_assert_true(nested_event_validate(&st, NULL));
 }
 
+/*
+ * A cancelled entry right after L1's VMRUN: KVM's svm_cancel_injection()
+ * moves vmcb02's copy of EVENTINJ into its own queue (nmi.injected in
+ * kvm_vcpu_events) while the cached vmcb12.control.event_inj keeps it.
+ * One event, L1's; a different one in the queue is refused by name.
+ */
+static void test_ns_svm_cancelled_entry(void)
+{
+    g_autofree uint8_t *b = svm_guest_blob(0x80000202, 0, 0);
+    struct kvm_vcpu_events ev = { .flags = KVM_VCPUEVENT_VALID_NMI_PENDING };
+    NestedStateView v;
+    NestedEventState st;
+    g_autoptr(GError) err = NULL;
+
+    g_assert_true(nested_kvm_nested_state_decode(b, NESTED_STATE_SVM_MAX,
+                                                 &v, NULL));
+    nested_event_state_init(&st, NESTED_VENDOR_SVM);
+    g_assert_true(nested_event_import_nested_state(&st, &v, 0x1000, 0, NULL));
+    ev.nmi.injected = 1;
+    g_assert_true(nested_event_import_vcpu_events(&st, &ev, NULL));
+    g_assert_cmpuint(st.l2.injected.type, ==, NESTED_EVENT_NMI);
+    g_assert_cmpuint(st.l2.injected.origin, ==, NESTED_ORIGIN_L1);
+    g_assert_true(nested_event_validate(&st, NULL));
+
+    ev.nmi.injected = 0;
+    ev.interrupt.injected = 1;
+    ev.interrupt.nr = 0x30;
+    g_assert_false(nested_event_import_vcpu_events(&st, &ev, &err));
+    g_assert_cmpstr(err->message, ==,
+                    "l2.injected.type=ext-intr: KVM reports ext-intr vector "
+                    "48 while L1's nmi vector 2 waits in the nested state");
+}
+
 typedef struct BadBlob {
     const char *path;
     uint16_t flags;
@@ -704,6 +737,8 @@ int main(int argc, char **argv)
                     test_ev_soft_interrupt);
     g_test_add_func("/kvm/vcpu-events/two-injected", test_ev_two_injected);
     g_test_add_func("/kvm/nested-state/svm/fresh-vcpu", test_ns_svm_fresh);
+    g_test_add_func("/kvm/nested-state/svm/cancelled-entry",
+                    test_ns_svm_cancelled_entry);
     g_test_add_func("/kvm/nested-state/svm/event-inj-nmi",
                     test_ns_svm_l1_nmi);
     g_test_add_func("/kvm/nested-state/svm/event-inj-soft-next-rip",
