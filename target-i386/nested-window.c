@@ -204,11 +204,26 @@ bool nested_trace_decode(const NestedTraceFormat *fmt, const uint8_t *raw,
     return false;
 }
 
-/* Same event, error code included, ignoring reserved bits. */
+/*
+ * Same event, error code included, ignoring reserved bits.  An NMI's
+ * vector is ignored (APM vol. 2, 15.20), and KVM itself reports NMIs to
+ * L1 in EXITINTINFO with vector 0, which L1 then re-injects as it is.
+ */
+static uint32_t event_key(uint32_t info)
+{
+    uint32_t key = info & WINDOW_EVENT_MASK;
+
+    if ((key & NESTED_INTINFO_TYPE_MASK) ==
+        (NESTED_EVENT_NMI << NESTED_INTINFO_TYPE_SHIFT)) {
+        key &= ~NESTED_INTINFO_VECTOR_MASK;
+    }
+    return key;
+}
+
 static bool same_event(uint32_t info, uint32_t err, uint32_t info2,
                        uint32_t err2)
 {
-    if ((info & WINDOW_EVENT_MASK) != (info2 & WINDOW_EVENT_MASK)) {
+    if (event_key(info) != event_key(info2)) {
         return false;
     }
     return !(info & NESTED_INTINFO_ERROR_CODE) || err == err2;

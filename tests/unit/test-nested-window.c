@@ -195,6 +195,9 @@ static const JudgeCase judge_cases[] = {
     { "/window/judge/l1-nmi", { EXIT(V | T_NMI | 2, 0),
       EXIT(V | T_NMI | 2, 0), ENTER(V | T_NMI | 2) }, 3, false,
       NESTED_WINDOW_L1_EVENT, NULL },
+    /* L1 re-injected an NMI from KVM's EXITINTINFO, with vector 0. */
+    { "/window/judge/l1-nmi-vector-0", { EXIT(V | T_NMI | 2, 0),
+      ENTER(V | T_NMI | 0) }, 2, false, NESTED_WINDOW_L1_EVENT, NULL },
     { "/window/judge/l1-gp-error-code", { EXIT(V | EV | T_EXC | 13, 0x18),
       ENTER(V | EV | T_EXC | 13) }, 2, false, NESTED_WINDOW_L1_EVENT, NULL },
     { "/window/judge/l1-soft-int", { EXIT(V | T_SOFT | 0x80, 0),
