@@ -7,14 +7,14 @@
  */
 
 #include <inttypes.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "nested-window.h"
 
 /* EVENTINJ and EXITINTINFO share one layout (APM vol. 2, 15.20, 15.7.2). */
-#define WINDOW_EVENT_MASK (NESTED_INTINFO_VALID | NESTED_INTINFO_ERROR_CODE | \
-                           NESTED_INTINFO_TYPE_MASK | NESTED_INTINFO_VECTOR_MASK)
+#define WINDOW_EVENT_MASK \
+    (NESTED_INTINFO_VALID | NESTED_INTINFO_ERROR_CODE | \
+     NESTED_INTINFO_TYPE_MASK | NESTED_INTINFO_VECTOR_MASK)
 
 static const char *const vmenter_names[] = {
     "kvm_nested_vmenter", "kvm_nested_vmrun", NULL
@@ -52,13 +52,13 @@ static bool parse_number(const char *line, const char *key, uint32_t *out)
 {
     const char *p = strstr(line, key);
     char *end;
-    unsigned long v;
+    guint64 v;
 
     if (!p) {
         return false;
     }
     p += strlen(key);
-    v = strtoul(p, &end, 10);
+    v = g_ascii_strtoull(p, &end, 10);
     if (end == p || v > UINT32_MAX) {
         return false;
     }
