@@ -47,7 +47,10 @@ EXIT_FAIL = (GUEST_EXIT_FAIL << 1) | 1    # 35
 DEBUG_EXIT_DEVICE = "isa-debug-exit,iobase=0xf4,iosize=0x04"
 LOOPBACK = "127.0.0.1"
 
-SCENARIOS = ("smoke", "migrate", "expect-fail", "svm-nrip")
+SCENARIOS = ("smoke", "migrate", "expect-fail", "svm-nrip",
+             "events-nmi-held", "events-stream",
+             "bench-pio", "bench-ipi", "bench-nested", "bench-nmi",
+             "torture")
 
 
 def exit_status_name(status):
@@ -180,7 +183,8 @@ class GuestVM:
 
     # pylint: disable=too-many-instance-attributes,too-many-arguments
     def __init__(self, lab, name, scenario, accel="tcg", memory_mb=64,
-                 incoming=None, extra_args=(), wrapper=(), binary=None):
+                 incoming=None, extra_args=(), wrapper=(), binary=None,
+                 serial_input=False):
         self.lab = lab
         self.name = name
         self.scenario = scenario
@@ -194,6 +198,11 @@ class GuestVM:
         self.serial_path = lab.dir / f"{name}.serial"
         self.stderr_path = lab.dir / f"{name}.stderr"
         self.qmp_path = lab.dir / f"{name}.qmp"
+        # With serial_input, the guest's COM1 also reads from a FIFO that
+        # serial_write() feeds (input-path of the file chardev).
+        self.serial_input = serial_input
+        self.serial_in_path = lab.dir / f"{name}.serial-in"
+        self.serial_in_fd = None
         self.proc = None
         self.mon = None
         self.exitcode = None
@@ -210,7 +219,9 @@ class GuestVM:
                 "-kernel", str(guest_image()),
                 "-append", self.scenario,
                 "-device", DEBUG_EXIT_DEVICE,
-                "-chardev", f"file,id=serial0,path={self.serial_path}",
+                "-chardev", f"file,id=serial0,path={self.serial_path}"
+                + (f",input-path={self.serial_in_path}"
+                   if self.serial_input else ""),
                 "-serial", "chardev:serial0",
                 "-qmp", f"unix:{self.qmp_path},server=on,wait=off"]
         if self.incoming:
@@ -219,6 +230,13 @@ class GuestVM:
 
     def launch(self, qmp_timeout=15.0):
         args = self.command_line()
+        if self.serial_input:
+            os.mkfifo(self.serial_in_path)
+            # QEMU opens the FIFO read-only, which blocks until a writer
+            # exists; holding it open read-write ourselves (Linux allows
+            # that on a FIFO) lets QEMU start at once and never see EOF.
+            self.serial_in_fd = os.open(self.serial_in_path,
+                                        os.O_RDWR | os.O_NONBLOCK)
         with open(self.stderr_path, "wb") as err:
             self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL,
                                          stdout=err, stderr=err)
@@ -307,6 +325,12 @@ class GuestVM:
         except TimeoutError as exc:
             raise NkvmTimeout(f"{self.name}: QMP {cmd} timed out") from exc
 
+    def serial_write(self, data):
+        """Send bytes to the guest's COM1 (needs serial_input=True)."""
+        if self.serial_in_fd is None:
+            raise NkvmError(f"{self.name}: launched without serial_input")
+        os.write(self.serial_in_fd, data)
+
     # ---- bounded waits -----------------------------------------------
 
     def wait_for_serial_line(self, pattern, timeout, fatal=True):
@@ -370,6 +394,9 @@ class GuestVM:
                 pass
             self.mon = None
         self.kill()
+        if self.serial_in_fd is not None:
+            os.close(self.serial_in_fd)
+            self.serial_in_fd = None
 
 
 def guest_result(lines):
