@@ -2,7 +2,7 @@
 # needs (Debian packages via apt-get, QEMU and meson via a private apt
 # configuration under build/) and builds incrementally.
 
-.PHONY: all deps fork stock standalone unit check demo fuzz lab checkpatch clean
+.PHONY: all deps fork stock standalone unit check demo fuzz lab torture bench checkpatch clean
 
 all: fork standalone
 
@@ -17,7 +17,7 @@ stock: deps
 
 standalone: deps
 	@test -f build/standalone/build.ninja || scripts/meson setup build/standalone .
-	ninja -C build/standalone
+	scripts/meson compile -C build/standalone
 
 unit: standalone
 	scripts/meson test -C build/standalone --no-rebuild
@@ -33,6 +33,16 @@ fuzz: deps
 
 lab: fork
 	tests/lab/test_lab.sh
+
+# Stock vs fork, interleaved, in the lab; rewrites the Benchmarks section
+# of docs/results.rst (docs/bench.rst).
+bench: fork stock standalone
+	scripts/bench.sh
+
+# Hours: >= 1000 migrations per accelerator and lab kernel
+# (docs/results.rst; TORTURE_MIGRATIONS=N for fewer).
+torture: fork standalone
+	scripts/torture.sh
 
 checkpatch: fork
 	git ls-files -co --exclude-standard -- '*.c' '*.h' | \

@@ -54,7 +54,7 @@ unit_tests() {
     local sb=$build/standalone rc
     [ -f "$sb/build.ninja" ] || "$top/scripts/meson" setup "$sb" "$top" ||
         return 1
-    ninja -C "$sb" || return 1
+    "$top/scripts/meson" compile -C "$sb" || return 1
     "$top/scripts/meson" test -C "$sb" --no-rebuild > "$sb/test.out" 2>&1
     rc=$?
     sed 's/^/  /' "$sb/test.out"

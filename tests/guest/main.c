@@ -403,11 +403,34 @@ static void scenario_svm_nrip_main(void)
     check_no_other_vectors();
 }
 
+/* events.c: they install their own IDT, so no main.c vector fires */
+static void scenario_events_nmi_held_main(void)
+{
+    scenario_events_nmi_held(check_eq);
+    check_no_other_vectors();
+}
+
+static void scenario_events_stream_main(void)
+{
+    scenario_events_stream(check_eq);
+    check_no_other_vectors();
+}
+
+static void scenario_torture_main(void)
+{
+    uint64_t bad = scenario_torture(cmdline);   /* svm-torture.c */
+
+    check_eq("torture: nothing lost, duplicated or misdirected", bad, 0);
+}
+
 static const Scenario scenarios[] = {
     { "smoke", scenario_smoke },
     { "migrate", scenario_migrate },
     { "expect-fail", scenario_expect_fail },
     { "svm-nrip", scenario_svm_nrip_main },
+    { "torture", scenario_torture_main },
+    { "events-nmi-held", scenario_events_nmi_held_main },
+    { "events-stream", scenario_events_stream_main },
 };
 
 static bool word_eq(const char *w, size_t len, const char *s)
@@ -469,6 +492,7 @@ void guest_main(uint32_t magic, uint32_t mbi)
             finish();
         }
     }
+    scenario_bench(word, len);  /* bench.c: returns only if not its name */
     kprintf("# unknown scenario; pass one of: smoke migrate expect-fail\n");
     check_eq("scenario named on the command line is known", 0, 1);
     finish();

@@ -153,6 +153,51 @@ extern char wait_for_nmi_after_hlt[];
 void scenario_svm_nrip(void (*check)(const char *desc, uint64_t got,
                                      uint64_t expected));
 
+/*
+ * events.S: entry stubs and triggers of the events-* scenarios.  The
+ * counters they wait on are written by interrupt handlers and the
+ * addresses they store to are MMIO or watched, hence volatile.
+ */
+extern char events_stubs[];
+extern volatile uint32_t events_passes;     /* written by events.S */
+void events_wait_nmi(volatile uint32_t *count, /* NMI handler writes */
+                     uint32_t target);
+extern char events_wait_nmi_after_hlt[];
+void events_self_nmi(volatile uint32_t *icr_lo, /* APIC MMIO */
+                     uint32_t value,
+                     volatile uint32_t *count, /* NMI handler writes */
+                     uint32_t target);
+extern char events_self_nmi_window[], events_self_nmi_window_end[];
+void events_pf_write(volatile uint64_t *addr, /* stored behind C's back */
+                     uint64_t value);
+extern char events_pf_insn[];
+void events_single_step(void);
+extern char events_step_ret[];
+void events_data_write(volatile uint32_t *addr); /* watched by DR0 */
+extern char events_data_ret[];
+void events_sti_hlt(volatile uint32_t *count, /* handler writes */
+                    uint32_t target);
+extern char events_hlt_insn[], events_hlt_ret[];
+
+/* events.c: the events-nmi-held and events-stream scenarios */
+void events_dispatch(IsrFrame *f);
+void scenario_events_nmi_held(void (*check)(const char *desc, uint64_t got,
+                                            uint64_t expected));
+void scenario_events_stream(void (*check)(const char *desc, uint64_t got,
+                                          uint64_t expected));
+
+/*
+ * svm-torture.c: the "torture" scenario; cmdline may hold rounds=N and
+ * seed=N.  Returns how many events went wrong (0: all right).
+ */
+uint64_t scenario_torture(const char *cmdline);
+
+/*
+ * bench.c: runs the bench-* scenario named by word (len bytes) and never
+ * returns; returns false if word names none of them.
+ */
+bool scenario_bench(const char *word, size_t len);
+
 /* main.c */
 void isr_dispatch(IsrFrame *f);
 void __attribute__((noreturn)) guest_main(uint32_t magic, uint32_t mbi);

@@ -24,76 +24,8 @@
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 
-#include "nkvm-guest.h"
+#include "svm-lib.h"
 #include "svm-nrip.h"
-
-#define MSR_VM_HSAVE_PA         0xc0010117
-#define EFER_SVME               (1 << 12)
-
-/* VMCB layout (AMD APM vol. 2, Appendix B, Tables B-1 and B-2) */
-#define VMCB_CR_READ            0x000   /* 16 bits, CR0..CR15 */
-#define VMCB_DR_READ            0x004   /* 16 bits, DR0..DR15 */
-#define VMCB_EXCEPTIONS         0x008
-#define VMCB_INTERCEPT          0x00c   /* vectors 3 and 4 as 64 bits */
-#define VMCB_IOPM_BASE          0x040
-#define VMCB_MSRPM_BASE         0x048
-#define VMCB_ASID               0x058
-#define VMCB_EXIT_CODE          0x070
-#define VMCB_EXIT_INFO_1        0x078
-#define VMCB_EXIT_INFO_2        0x080
-#define VMCB_EVENT_INJ          0x0a8
-#define VMCB_NEXT_RIP           0x0c8
-#define VMCB_ES                 0x400
-#define VMCB_CS                 0x410
-#define VMCB_SS                 0x420
-#define VMCB_DS                 0x430
-#define VMCB_GDTR               0x460
-#define VMCB_IDTR               0x480
-#define VMCB_EFER               0x4d0
-#define VMCB_CR4                0x548
-#define VMCB_CR3                0x550
-#define VMCB_CR0                0x558
-#define VMCB_DR7                0x560
-#define VMCB_DR6                0x568
-#define VMCB_RFLAGS             0x570
-#define VMCB_RIP                0x578
-#define VMCB_RSP                0x5d8
-#define VMCB_RAX                0x5f8
-
-/* Exit codes (APM vol. 2, Appendix C) */
-#define EXIT_READ_CR0           0x000
-#define EXIT_READ_DR7           0x027
-#define EXIT_EXCP_BP            0x043
-#define EXIT_EXCP_OF            0x044
-#define EXIT_EXCP_BR            0x045
-#define EXIT_EXCP_UD            0x046
-#define EXIT_RDTSC              0x06e
-#define EXIT_CPUID              0x072
-#define EXIT_SWINT              0x075
-#define EXIT_INVD               0x076
-#define EXIT_PAUSE              0x077
-#define EXIT_HLT                0x078
-#define EXIT_INVLPG             0x079
-#define EXIT_IOIO               0x07b
-#define EXIT_MSR                0x07c
-#define EXIT_VMRUN              0x080
-#define EXIT_VMMCALL            0x081
-#define EXIT_VMLOAD             0x082
-#define EXIT_VMSAVE             0x083
-#define EXIT_STGI               0x084
-#define EXIT_CLGI               0x085
-#define EXIT_WBINVD             0x089
-
-/* intercept vectors 3 and 4 (offsets 0Ch, 10h) as one 64-bit word */
-#define INTERCEPT(exit)         (1ull << ((exit) - 0x060))
-
-#define EVTINJ_VALID            (1u << 31)
-#define EVTINJ_EXCEPTION        (3u << 8)
-#define EVTINJ_SOFT_INT         (4u << 8)
-
-/* segment attributes in VMCB form (APM vol. 2, 15.5.1) */
-#define ATTR_CODE64             0x0a9b
-#define ATTR_DATA               0x0c93
 
 typedef struct L2Step {
     const char *name;
@@ -148,85 +80,14 @@ static const L2Step steps[] = {
 static void (*check)(const char *desc, uint64_t got, uint64_t expected);
 static bool nrips;
 
-static void vmcb_w16(unsigned off, uint16_t v)
-{
-    *(volatile uint16_t *)(vmcb + off) = v;   /* read by VMRUN */
-}
-
-static void vmcb_w32(unsigned off, uint32_t v)
-{
-    *(volatile uint32_t *)(vmcb + off) = v;   /* read by VMRUN */
-}
-
-static void vmcb_w64(unsigned off, uint64_t v)
-{
-    *(volatile uint64_t *)(vmcb + off) = v;   /* read by VMRUN */
-}
-
-static uint64_t vmcb_r64(unsigned off)
-{
-    return *(volatile uint64_t *)(vmcb + off);  /* written by #VMEXIT */
-}
-
-static void cpuid(uint32_t leaf, uint32_t *a, uint32_t *b, uint32_t *c,
-                  uint32_t *d)
-{
-    asm volatile("cpuid" : "=a"(*a), "=b"(*b), "=c"(*c), "=d"(*d)
-                 : "a"(leaf), "c"(0));
-}
-
-static uint64_t rdmsr(uint32_t msr)
-{
-    uint32_t lo, hi;
-
-    asm volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"(msr));
-    return ((uint64_t)hi << 32) | lo;
-}
-
-static void wrmsr(uint32_t msr, uint64_t v)
-{
-    asm volatile("wrmsr" : : "c"(msr), "a"((uint32_t)v),
-                 "d"((uint32_t)(v >> 32)));
-}
-
-static void vmcb_seg(unsigned off, uint16_t sel, uint16_t attr)
-{
-    vmcb_w16(off, sel);
-    vmcb_w16(off + 2, attr);
-    vmcb_w32(off + 4, 0xffffffff);
-    vmcb_w64(off + 8, 0);
-}
-
 /* Set up the VMCB for L2 at rip, on a fresh stack, with L1's state. */
 static void vmcb_reset_l2(const char *rip)
 {
-    struct __attribute__((packed)) { uint16_t limit; uint64_t base; } gdtr;
-    uint64_t cr0, cr3, cr4;
-
-    asm volatile("sgdt %0" : "=m"(gdtr));
-    asm volatile("mov %%cr0, %0" : "=r"(cr0));
-    asm volatile("mov %%cr3, %0" : "=r"(cr3));
-    asm volatile("mov %%cr4, %0" : "=r"(cr4));
-
-    vmcb_seg(VMCB_ES, GDT_DATA, ATTR_DATA);
-    vmcb_seg(VMCB_CS, GDT_CODE64, ATTR_CODE64);
-    vmcb_seg(VMCB_SS, GDT_DATA, ATTR_DATA);
-    vmcb_seg(VMCB_DS, GDT_DATA, ATTR_DATA);
-    vmcb_w32(VMCB_GDTR + 4, gdtr.limit);
-    vmcb_w64(VMCB_GDTR + 8, gdtr.base);
-    vmcb_w32(VMCB_IDTR + 4, sizeof(l2_idt) - 1);
-    vmcb_w64(VMCB_IDTR + 8, (uint64_t)l2_idt);
-    vmcb_w64(VMCB_EFER, rdmsr(MSR_EFER));
-    vmcb_w64(VMCB_CR0, cr0);
-    vmcb_w64(VMCB_CR3, cr3);
-    vmcb_w64(VMCB_CR4, cr4);
-    vmcb_w64(VMCB_DR7, 0x400);
-    vmcb_w64(VMCB_DR6, 0xffff0ff0);
-    vmcb_w64(VMCB_RFLAGS, 0x2);
-    vmcb_w64(VMCB_RIP, (uint64_t)rip);
-    vmcb_w64(VMCB_RSP, (uint64_t)(l2_stack + sizeof(l2_stack)));
-    vmcb_w64(VMCB_RAX, 0);
-    vmcb_w32(VMCB_EVENT_INJ, 0);
+    svm_vmcb_mirror_l1(vmcb);
+    vmcb_w32(vmcb, VMCB_IDTR + 4, sizeof(l2_idt) - 1);
+    vmcb_w64(vmcb, VMCB_IDTR + 8, (uint64_t)l2_idt);
+    vmcb_w64(vmcb, VMCB_RIP, (uint64_t)rip);
+    vmcb_w64(vmcb, VMCB_RSP, (uint64_t)(l2_stack + sizeof(l2_stack)));
 }
 
 static void vmcb_init(void)
@@ -237,18 +98,18 @@ static void vmcb_init(void)
     /* every port and every MSR is intercepted */
     memset(iopm, 0xff, sizeof(iopm));
     memset(msrpm, 0xff, sizeof(msrpm));
-    vmcb_w64(VMCB_IOPM_BASE, (uint64_t)iopm);
-    vmcb_w64(VMCB_MSRPM_BASE, (uint64_t)msrpm);
-    vmcb_w32(VMCB_ASID, 1);
+    vmcb_w64(vmcb, VMCB_IOPM_BASE, (uint64_t)iopm);
+    vmcb_w64(vmcb, VMCB_MSRPM_BASE, (uint64_t)msrpm);
+    vmcb_w32(vmcb, VMCB_ASID, 1);
     /*
      * CR0, not CR3: QEMU 10.0's decoder adds the CR number to the exit
      * code only when the base is non-zero, so MOV from CR3 checks the CR0
      * read intercept bit (upstream bug, left alone here).
      */
-    vmcb_w16(VMCB_CR_READ, 1 << 0);
-    vmcb_w16(VMCB_DR_READ, 1 << 7);
-    vmcb_w32(VMCB_EXCEPTIONS, (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6));
-    vmcb_w64(VMCB_INTERCEPT,
+    vmcb_w16(vmcb, VMCB_CR_READ, 1 << 0);
+    vmcb_w16(vmcb, VMCB_DR_READ, 1 << 7);
+    vmcb_w32(vmcb, VMCB_EXCEPTIONS, (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6));
+    vmcb_w64(vmcb, VMCB_INTERCEPT,
              INTERCEPT(EXIT_RDTSC) | INTERCEPT(EXIT_CPUID) |
              INTERCEPT(EXIT_SWINT) | INTERCEPT(EXIT_INVD) |
              INTERCEPT(EXIT_PAUSE) | INTERCEPT(EXIT_HLT) |
@@ -266,19 +127,6 @@ static void vmcb_init(void)
                         (0x8eull << 40) | ((h >> 16) << 48);
         l2_idt[2 * v + 1] = h >> 32;
     }
-}
-
-/* CLGI; VMRUN; STGI.  L2 clobbers every register but RAX and RSP. */
-static void vmrun(void)
-{
-    asm volatile("push %%rbp\n\t"
-                 "clgi\n\t"
-                 "vmrun\n\t"
-                 "stgi\n\t"
-                 "pop %%rbp"
-                 : : "a"((uint64_t)vmcb)
-                 : "rbx", "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10",
-                   "r11", "r12", "r13", "r14", "r15", "memory", "cc");
 }
 
 static void report(const char *what, const char *name, uint64_t got,
@@ -307,25 +155,25 @@ static void run_intercepts(void)
         const L2Step *st = &steps[i];
         uint64_t next = (uint64_t)st->next;
 
-        vmcb_w64(VMCB_NEXT_RIP, 0);
-        vmrun();
-        report("exit code", st->name, vmcb_r64(VMCB_EXIT_CODE),
+        vmcb_w64(vmcb, VMCB_NEXT_RIP, 0);
+        svm_vmrun(vmcb);
+        report("exit code", st->name, vmcb_r64(vmcb, VMCB_EXIT_CODE),
                st->exit_code);
         report("saved RIP is the instruction", st->name,
-               vmcb_r64(VMCB_RIP), (uint64_t)st->insn);
+               vmcb_r64(vmcb, VMCB_RIP), (uint64_t)st->insn);
         report(nrips ? "next_rip is the next instruction"
                      : "next_rip stays 0 without NRIPS",
-               st->name, vmcb_r64(VMCB_NEXT_RIP), nrips ? next : 0);
+               st->name, vmcb_r64(vmcb, VMCB_NEXT_RIP), nrips ? next : 0);
         if (st->exit_code == EXIT_IOIO) {
             report("EXITINFO2 is the next instruction", st->name,
-                   vmcb_r64(VMCB_EXIT_INFO_2), next);
+                   vmcb_r64(vmcb, VMCB_EXIT_INFO_2), next);
         }
-        if (vmcb_r64(VMCB_RIP) != (uint64_t)st->insn) {
+        if (vmcb_r64(vmcb, VMCB_RIP) != (uint64_t)st->insn) {
             kprintf("# L2 went astray; stopping the intercept walk\n");
             return;
         }
         /* resume after the instruction, as a hypervisor that emulated it */
-        vmcb_w64(VMCB_RIP, next);
+        vmcb_w64(vmcb, VMCB_RIP, next);
     }
 }
 
@@ -334,14 +182,14 @@ static void run_ud2(void)
     const uint64_t sentinel = 0x5a5a5a5a5a5a5a5aull;
 
     vmcb_reset_l2(svm_l2_ud2);
-    vmcb_w64(VMCB_NEXT_RIP, sentinel);
-    vmrun();
+    vmcb_w64(vmcb, VMCB_NEXT_RIP, sentinel);
+    svm_vmrun(vmcb);
     check("ud2: exit code is the #UD exception intercept",
-          vmcb_r64(VMCB_EXIT_CODE), EXIT_EXCP_UD);
+          vmcb_r64(vmcb, VMCB_EXIT_CODE), EXIT_EXCP_UD);
     check(nrips ? "ud2: next_rip is reset to 0 (not an instruction "
                   "intercept, APM 15.7.1)"
                 : "ud2: next_rip left alone without NRIPS",
-          vmcb_r64(VMCB_NEXT_RIP), nrips ? 0 : sentinel);
+          vmcb_r64(vmcb, VMCB_NEXT_RIP), nrips ? 0 : sentinel);
 }
 
 static void run_inject(const char *name, uint32_t event, const char *rip,
@@ -350,15 +198,15 @@ static void run_inject(const char *name, uint32_t event, const char *rip,
     uint64_t expected = nrips ? (uint64_t)next_rip : (uint64_t)rip;
 
     vmcb_reset_l2(rip);
-    vmcb_w32(VMCB_EVENT_INJ, event | EVTINJ_VALID);
-    vmcb_w64(VMCB_NEXT_RIP, (uint64_t)next_rip);
+    vmcb_w32(vmcb, VMCB_EVENT_INJ, event | EVTINJ_VALID);
+    vmcb_w64(vmcb, VMCB_NEXT_RIP, (uint64_t)next_rip);
     svm_l2_pushed_rip = 0;
     svm_l2_pushed_cs = 0;
-    vmrun();
+    svm_vmrun(vmcb);
 
     report("exit is the VMMCALL of L2's handler", name,
-           vmcb_r64(VMCB_EXIT_CODE) == EXIT_VMMCALL &&
-           vmcb_r64(VMCB_RIP) == (uint64_t)svm_l2_handler_vmmcall, 1);
+           vmcb_r64(vmcb, VMCB_EXIT_CODE) == EXIT_VMMCALL &&
+           vmcb_r64(vmcb, VMCB_RIP) == (uint64_t)svm_l2_handler_vmmcall, 1);
     report(nrips ? "pushed return RIP is VMCB NextRIP"
                  : "pushed return RIP is the guest RIP without NRIPS",
            name, svm_l2_pushed_rip, expected);
@@ -366,7 +214,7 @@ static void run_inject(const char *name, uint32_t event, const char *rip,
            GDT_CODE64);
     report(nrips ? "next_rip of the handler's VMMCALL"
                  : "next_rip stays as written without NRIPS",
-           name, vmcb_r64(VMCB_NEXT_RIP),
+           name, vmcb_r64(vmcb, VMCB_NEXT_RIP),
            nrips ? (uint64_t)svm_l2_handler_end : (uint64_t)next_rip);
 }
 
@@ -375,24 +223,23 @@ void scenario_svm_nrip(void (*check_fn)(const char *, uint64_t, uint64_t))
     uint32_t a, b, c, d;
 
     check = check_fn;
-    cpuid(0x80000000, &a, &b, &c, &d);
+    svm_cpuid(0x80000000, &a, &b, &c, &d);
     if (a < 0x8000000a) {
         check("CPUID has leaf 0x8000000a", a >= 0x8000000a, 1);
         return;
     }
-    cpuid(0x80000001, &a, &b, &c, &d);
+    svm_cpuid(0x80000001, &a, &b, &c, &d);
     if (!(c & (1 << 2))) {
         check("CPUID Fn8000_0001_ECX[SVM] is set", 0, 1);
         return;
     }
-    cpuid(0x8000000a, &a, &b, &c, &d);
+    svm_cpuid(0x8000000a, &a, &b, &c, &d);
     nrips = d & (1 << 3);
     kprintf("# SVM revision %u, %u ASIDs, Fn8000_000A_EDX 0x%x, NRIPS %s\n",
             a & 0xff, b, d, nrips ? "present" : "absent");
     check("CPUID Fn8000_000A_EDX[NRIPS] is set", nrips, 1);
 
-    wrmsr(MSR_EFER, rdmsr(MSR_EFER) | EFER_SVME);
-    wrmsr(MSR_VM_HSAVE_PA, (uint64_t)hsave);
+    svm_enable(hsave);
     vmcb_init();
 
     run_intercepts();

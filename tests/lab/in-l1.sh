@@ -89,3 +89,34 @@ py_test "test_compat.py --accel nested-kvm --cpu host" \
 # event-migration=strict|best-effort, with the observer's privilege
 # taken away from QEMU.
 py_test test_event_migration.py "$top/tests/functional/test_event_migration.py"
+# Live migrations with events in flight at the stop (an NMI pending in
+# the NMI handler, and a stream of NMIs, #PF, #DB and timer interrupts),
+# at 1 and 4 vCPUs, comparing the mirrored model on both sides.
+py_test "test_states.py --accel nested-kvm" \
+    "$top/tests/functional/test_states.py" --accel nested-kvm
+
+# Nested torture (tests/lab/torture.py, docs/results.rst): the guest as a
+# test hypervisor injecting every event type into its L2 in the middle
+# of L0 exits, live-migrated back and forth.  nested-kvm must lose
+# nothing; upstream's (-accel kvm) losses are reported, not asserted.
+# Both need a clean control run.  50 migrations on 6.1, 5 elsewhere.
+torture_migrations=${NKVM_TORTURE_MIGRATIONS:-5}
+[ "${LAB_KERNEL:-}" = 6.1 ] && torture_migrations=${NKVM_TORTURE_MIGRATIONS:-50}
+torture() {
+    local accel=$1 out rc err=${TMPDIR:-/tmp}/torture-$1.err
+    shift
+    out=$(timeout 600 /usr/bin/python3 "$top/tests/lab/torture.py" \
+        --accel "$accel" --migrations "$torture_migrations" \
+        --max-gap 0.5 --control-seconds 20 "$@" 2>"$err")
+    rc=$?
+    grep '^{' <<<"$out" | sed "s/^/# torture $accel: /"
+    # the guest's per-round diagnostics, and the tail if it failed
+    grep 'guest: torture: round' "$err" | head -20 | sed 's/^/# /'
+    [ "$rc" -eq 0 ] || tail -5 "$err" | sed 's/^/# /'
+    rm -f "$err"
+    return $rc
+}
+check "torture: nested-kvm, $torture_migrations migrations, nothing lost, duplicated or misdirected" \
+    torture nested-kvm --expect-clean
+check "torture: kvm, $torture_migrations migrations measured, control run clean" \
+    torture kvm --report-only

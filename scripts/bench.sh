@@ -1,0 +1,119 @@
+#!/bin/bash
+# make bench: what -accel nested-kvm costs against pristine QEMU 10.0.13,
+# measured side by side in one run, written into docs/results.rst
+# (between ".. bench-begin" and ".. bench-end"; nothing else is touched).
+# See docs/bench.rst.
+#
+#   scripts/bench.sh [--quick]
+#
+# The Makefile target has already built the fork, the stock baseline and
+# the standalone tree (unit suite and test guest).  This script then
+#   1. prepares a private fork build root for the rebuild timing
+#      (build-bench/, a full build the first time only),
+#   2. runs tests/lab/bench.py inside the lab (scripts/lab: kvm_amd
+#      nested=1 in a TCG L1), whose stdout carries one JSON line per
+#      metric,
+#   3. times the unit suite and an incremental fork rebuild on the host,
+#   4. renders the JSON lines into docs/results.rst.
+# The JSON lines are kept in build/bench/results.jsonl, the lab's whole
+# output in build/bench/lab.log.
+#
+# Environment: BENCH_PAIRS (default 7), BENCH_WINDOW (seconds, 3),
+# BENCH_MIG_REPS (3), BENCH_SMP (1,8), BENCH_KERNEL (6.1),
+# BENCH_LAB_TIMEOUT (seconds, 1500), BENCH_REBUILD=0 to skip the rebuild
+# timing, BENCH_RST (docs/results.rst).  --quick: 2 pairs of 1 s, one
+# migration each, for trying the pipeline.
+#
+# SPDX-License-Identifier: GPL-2.0-or-later
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+
+pairs=${BENCH_PAIRS:-7}
+window=${BENCH_WINDOW:-3}
+mig_reps=${BENCH_MIG_REPS:-3}
+smp=${BENCH_SMP:-1,8}
+kernel=${BENCH_KERNEL:-6.1}
+lab_timeout=${BENCH_LAB_TIMEOUT:-1500}
+rst=${BENCH_RST:-$top/docs/results.rst}
+if [ "${1:-}" = "--quick" ]; then
+    pairs=2 window=1 mig_reps=1
+fi
+
+out=$top/build/bench
+mkdir -p "$out"
+results=$out/results.jsonl
+start=$(date +%s)
+
+msg() { echo "bench: $* [$(( $(date +%s) - start )) s]" >&2; }
+
+guest=$top/build/standalone/tests/guest/nkvm-guest.elf
+for f in build/qemu-system-x86_64 build/qemu-system-x86_64-stock "$guest"; do
+    [ -e "$f" ] || { msg "missing $f (make fork stock standalone)"; exit 1; }
+done
+
+# The rebuild is timed in a build root of its own, so that it neither
+# disturbs nor is disturbed by build/, which others may be using.  Its
+# QEMU download and tools are build/'s, linked rather than fetched again.
+bench_root=$top/build-bench
+prepare_rebuild_root() {
+    mkdir -p "$bench_root"
+    local d
+    for d in dl tools apt; do
+        [ -e "$bench_root/$d" ] || ln -s "../build/$d" "$bench_root/$d"
+    done
+    if [ ! -x "$bench_root/qemu-system-x86_64" ]; then
+        msg "first fork build in $bench_root (once; minutes)"
+    fi
+    # Two bench runs must not run ninja in the same tree at once.
+    flock -w 3600 "$bench_root/.lock" env NKVM_BUILD="$bench_root" \
+        scripts/build-fork.sh > "$out/rebuild-root.log" 2>&1 || {
+        tail -n 20 "$out/rebuild-root.log" >&2
+        msg "build in $bench_root failed; log in $out/rebuild-root.log"
+        return 1
+    }
+}
+
+: > "$results"
+/usr/bin/python3 tests/lab/bench.py host >> "$results"
+
+rebuild_root=
+if [ "${BENCH_REBUILD:-1}" != 0 ]; then
+    msg "preparing the rebuild-timing build root"
+    prepare_rebuild_root && rebuild_root=$bench_root
+fi
+
+msg "lab run: $pairs pairs of ${window} s, $mig_reps migrations per case, smp $smp, kernel $kernel"
+# The lab's stdout carries the command's stdout and stderr together: the
+# JSON lines go to the results, everything else (progress) to stderr,
+# line by line as it comes (mawk would hold its input back in blocks).
+split_output() {
+    local line
+    while IFS= read -r line; do
+        case $line in
+            '{"metric": '*) printf '%s\n' "$line" >> "$results" ;;
+            *) printf '%s\n' "$line" >&2 ;;
+        esac
+    done
+}
+
+set +e
+scripts/lab run --kernel "$kernel" --smp 2 --timeout "$lab_timeout" -- \
+    env NKVM_GUEST="$guest" /usr/bin/python3 tests/lab/bench.py lab \
+        --pairs "$pairs" --window "$window" --mig-reps "$mig_reps" \
+        --smp "$smp" |
+    tee "$out/lab.log" | split_output
+lab_status=${PIPESTATUS[0]}
+set -e
+[ "$lab_status" = 0 ] ||
+    msg "lab run ended with status $lab_status; partial results kept"
+
+msg "developer loop: unit suite and incremental rebuild"
+/usr/bin/python3 tests/lab/bench.py devloop \
+    ${rebuild_root:+--rebuild-root "$rebuild_root"} >> "$results"
+
+wall=$(( $(date +%s) - start ))
+/usr/bin/python3 tests/lab/bench.py render "$results" "$rst" --wall "$wall"
+msg "done in $wall s: $(grep -c '' "$results") JSON lines in $results"
+exit "$lab_status"

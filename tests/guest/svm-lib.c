@@ -1,0 +1,101 @@
+/*
+ * nkvm-guest: helpers shared by the SVM hypervisor scenarios
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "svm-lib.h"
+
+void svm_cpuid(uint32_t leaf, uint32_t *a, uint32_t *b, uint32_t *c,
+               uint32_t *d)
+{
+    asm volatile("cpuid" : "=a"(*a), "=b"(*b), "=c"(*c), "=d"(*d)
+                 : "a"(leaf), "c"(0));
+}
+
+uint64_t svm_rdmsr(uint32_t msr)
+{
+    uint32_t lo, hi;
+
+    asm volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"(msr));
+    return ((uint64_t)hi << 32) | lo;
+}
+
+void svm_wrmsr(uint32_t msr, uint64_t v)
+{
+    asm volatile("wrmsr" : : "c"(msr), "a"((uint32_t)v),
+                 "d"((uint32_t)(v >> 32)));
+}
+
+bool svm_probe(uint32_t *rev, uint32_t *asids, uint32_t *features)
+{
+    uint32_t a, b, c, d;
+
+    svm_cpuid(0x80000000, &a, &b, &c, &d);
+    if (a < 0x8000000a) {
+        return false;
+    }
+    svm_cpuid(0x80000001, &a, &b, &c, &d);
+    if (!(c & (1 << 2))) {
+        return false;
+    }
+    svm_cpuid(0x8000000a, &a, &b, &c, &d);
+    *rev = a & 0xff;
+    *asids = b;
+    *features = d;
+    return true;
+}
+
+void svm_enable(void *hsave)
+{
+    svm_wrmsr(MSR_EFER, svm_rdmsr(MSR_EFER) | EFER_SVME);
+    svm_wrmsr(MSR_VM_HSAVE_PA, (uint64_t)hsave);
+}
+
+static void vmcb_seg(uint8_t *vmcb, unsigned off, uint16_t sel,
+                     uint16_t attr)
+{
+    vmcb_w16(vmcb, off, sel);
+    vmcb_w16(vmcb, off + 2, attr);
+    vmcb_w32(vmcb, off + 4, 0xffffffff);
+    vmcb_w64(vmcb, off + 8, 0);
+}
+
+void svm_vmcb_mirror_l1(uint8_t *vmcb)
+{
+    struct __attribute__((packed)) { uint16_t limit; uint64_t base; } gdtr;
+    uint64_t cr0, cr3, cr4;
+
+    asm volatile("sgdt %0" : "=m"(gdtr));
+    asm volatile("mov %%cr0, %0" : "=r"(cr0));
+    asm volatile("mov %%cr3, %0" : "=r"(cr3));
+    asm volatile("mov %%cr4, %0" : "=r"(cr4));
+
+    vmcb_seg(vmcb, VMCB_ES, GDT_DATA, ATTR_DATA);
+    vmcb_seg(vmcb, VMCB_CS, GDT_CODE64, ATTR_CODE64);
+    vmcb_seg(vmcb, VMCB_SS, GDT_DATA, ATTR_DATA);
+    vmcb_seg(vmcb, VMCB_DS, GDT_DATA, ATTR_DATA);
+    vmcb_w32(vmcb, VMCB_GDTR + 4, gdtr.limit);
+    vmcb_w64(vmcb, VMCB_GDTR + 8, gdtr.base);
+    vmcb_w64(vmcb, VMCB_EFER, svm_rdmsr(MSR_EFER));
+    vmcb_w64(vmcb, VMCB_CR0, cr0);
+    vmcb_w64(vmcb, VMCB_CR3, cr3);
+    vmcb_w64(vmcb, VMCB_CR4, cr4);
+    vmcb_w64(vmcb, VMCB_DR7, 0x400);
+    vmcb_w64(vmcb, VMCB_DR6, 0xffff0ff0);
+    vmcb_w64(vmcb, VMCB_RFLAGS, 0x2);
+    vmcb_w64(vmcb, VMCB_RAX, 0);
+    vmcb_w64(vmcb, VMCB_EVENT_INJ, 0);
+}
+
+void svm_vmrun(uint8_t *vmcb)
+{
+    asm volatile("push %%rbp\n\t"
+                 "clgi\n\t"
+                 "vmrun\n\t"
+                 "stgi\n\t"
+                 "pop %%rbp"
+                 : : "a"((uint64_t)vmcb)
+                 : "rbx", "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10",
+                   "r11", "r12", "r13", "r14", "r15", "memory", "cc");
+}

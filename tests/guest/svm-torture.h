@@ -1,0 +1,39 @@
+/*
+ * nkvm-guest: labels and shared data of the "torture" scenario's L2
+ * payload and L1 NMI handler, defined by the assembly in svm-torture.c.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#ifndef NKVM_SVM_TORTURE_H
+#define NKVM_SVM_TORTURE_H
+
+#include <stdint.h>
+
+/* Distance between the L2 entry stubs, and between the soft-event slots */
+#define T_L2_STUB_SIZE          16
+#define T_L2_SLOT_SIZE          16
+
+/* L2 code: each slot is "vmmcall; ud2" */
+extern char t_l2_hw_rip[];          /* RIP of hardware events */
+extern char t_l2_poison[];          /* next_rip of hardware events: unused */
+extern char t_l2_soft_rip[];        /* slot per kind: RIP of soft events */
+extern char t_l2_soft_next[];       /* slot per kind: their next_rip */
+extern char t_l2_stubs[];           /* 256 stubs, T_L2_STUB_SIZE apart */
+extern char t_l2_handler_vmmcall[]; /* where a handler exits without IRET */
+
+/* L1's NMI handler: counts and returns */
+extern char t_l1_nmi_entry[];
+
+/*
+ * What L2's handler records.  The first entry of a round fills in the
+ * fields; every entry counts.  Written by L2 (and by L1's NMI handler
+ * for the count), behind the compiler's back, hence volatile.
+ */
+extern volatile uint64_t t_l2_entries, t_l2_vec, t_l2_err, t_l2_rip; /* L2 */
+extern volatile uint64_t t_l2_cs, t_l2_cr2, t_l2_frame;              /* L2 */
+extern volatile uint64_t t_l2_use_iret;             /* read by L2 */
+extern volatile uint8_t t_l2_errpushed[256];        /* read by L2 */
+extern volatile uint64_t t_l1_nmi_count;            /* NMI handler */
+
+#endif

@@ -1,0 +1,573 @@
+#!/usr/bin/python3
+"""
+Nested torture: live-migrate the test guest's "torture" scenario (a test
+hypervisor that keeps injecting events into its L2, see
+tests/guest/svm-torture.c) back and forth between two QEMU processes,
+and count what got lost.  Meant for the lab (docs/lab.rst), where
+/dev/kvm is a real kvm_amd with nested SVM.
+
+  torture.py --accel kvm|nested-kvm|tcg --migrations N
+             [--control-seconds S] [--expect-clean | --report-only]
+
+1. Migration run: QEMU A runs the guest; N times, after a random sleep,
+   a fresh QEMU is started with -incoming and the VM is migrated to it
+   over 127.0.0.1; the source quits.  Before each migration the L1 KVM
+   tracepoints (tracefs) of the source's threads are cleared; after the
+   source stopped, the last record of each vCPU thread says whether the
+   stop landed while an L1->L2 event was in flight inside KVM: a nested
+   #VMEXIT that KVM handled itself (no kvm_nested_vmexit_inject after
+   it), with EXITINTINFO valid, and no kvm_entry after it ("requeued");
+   or L1's VMRUN emulated (kvm_nested_vmenter) with EVENTINJ valid and
+   no kvm_entry after it ("vmrun").
+2. Control run: the same guest for as long (or --control-seconds), no
+   migration.  It proves that the KVM below delivers correctly.
+
+The guest ends its run when it reads 'q' on its serial port and prints
+"torture-result {json}".  Progress goes to stderr; stdout gets one JSON
+line.  Exit status: with --expect-clean (the default for nested-kvm),
+0 iff neither run lost, duplicated or misdirected anything and the
+window was hit; with --report-only (the default for kvm and tcg), 0 iff
+both runs produced results and the control run is clean.
+
+SPDX-License-Identifier: GPL-2.0-or-later
+"""
+
+import argparse
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "functional"))
+
+# pylint: disable=wrong-import-position
+import nkvm  # noqa: E402
+
+RESULT_RE = r"torture-result (\{.*\})"
+BAD_KEYS = ("lost", "duplicated", "wrong_vector", "wrong_rip",
+            "wrong_error_code", "wrong_cr2", "bad_exitintinfo",
+            "unexpected_exit", "l1_nmi_corrupt")
+TRACE_EVENTS = ("kvm_entry", "kvm_exit", "kvm_nested_vmexit",
+                "kvm_nested_vmexit_inject", "kvm_nested_vmenter",
+                "kvm_nested_vmrun", "kvm_inj_virq", "kvm_inj_exception",
+                "kvm_userspace_exit")
+EXITINTINFO_FIELDS = ("exit_int_info", "intr_info", "exit_intr_info")
+INSTANCE = "nkvm-torture"
+
+
+def log(msg):
+    print(f"torture: {msg}", file=sys.stderr, flush=True)
+
+
+class TortureVM(nkvm.GuestVM):
+    """The test guest with serial input too: the file chardev reads a
+    FIFO that this process holds open, so 'q' can be sent to it."""
+
+    def __init__(self, lab, name, scenario, **kwargs):
+        super().__init__(lab, name, scenario, **kwargs)
+        self.fifo = lab.dir / f"{name}.in"
+        os.mkfifo(self.fifo)
+        # Open read-write: QEMU's blocking open of the read side returns
+        # at once, and QEMU never sees end-of-file.
+        self.fifo_fd = os.open(self.fifo, os.O_RDWR | os.O_NONBLOCK)
+
+    def command_line(self):
+        args = super().command_line()
+        spec = f"file,id=serial0,path={self.serial_path}"
+        args[args.index(spec)] = spec + f",input-path={self.fifo}"
+        return args
+
+    def send(self, data):
+        os.write(self.fifo_fd, data)
+
+    def close(self):
+        super().close()
+        if self.fifo_fd is not None:
+            os.close(self.fifo_fd)
+            self.fifo_fd = None
+
+    def threads(self):
+        try:
+            return sorted(int(t) for t in
+                          os.listdir(f"/proc/{self.proc.pid}/task"))
+        except OSError:
+            return []
+
+
+# ---- tracefs ---------------------------------------------------------
+
+
+def split_args(text):
+    """Split a print fmt argument list at top-level commas."""
+    out, depth, cur, quote = [], 0, "", False
+    for ch in text:
+        if ch == '"':
+            quote = not quote
+        elif not quote and ch in "([{":
+            depth += 1
+        elif not quote and ch in ")]}":
+            depth -= 1
+        if ch == "," and depth == 0 and not quote:
+            out.append(cur.strip())
+            cur = ""
+        else:
+            cur += ch
+    if cur.strip():
+        out.append(cur.strip())
+    return out
+
+
+CONV_RE = re.compile(r"%(?:%|[-+ #0]*\d*(?:\.\d+)?"
+                     r"(?:hh|h|ll|l|z|j|t|L)?[diouxXcsp][a-zA-Z]*)")
+
+
+class EventFormat:
+    """A tracepoint's print fmt, turned into a regex over the text that
+    tracefs prints, with named groups for the plain REC->field args."""
+
+    def __init__(self, name, text):
+        self.name = name
+        m = re.search(r'^print fmt: "((?:[^"\\]|\\.)*)"\s*,?\s*(.*)$',
+                      text, re.M | re.S)
+        if not m:
+            raise ValueError(f"{name}: no print fmt")
+        fmt = m.group(1).encode().decode("unicode_escape")
+        args = split_args(m.group(2))
+        parts, pos, i, self.fields, self.bases = [], 0, 0, {}, {}
+        for conv in CONV_RE.finditer(fmt):
+            parts.append(re.escape(fmt[pos:conv.start()]))
+            pos = conv.end()
+            if conv.group(0) == "%%":
+                parts.append("%")
+                continue
+            arg = args[i] if i < len(args) else ""
+            i += 1
+            fm = re.fullmatch(r"\(*\s*(?:\([\w\s]+\)\s*)?REC->(\w+)\s*\)*",
+                              arg)
+            if fm and fm.group(1) not in self.fields:
+                group = f"f{len(self.fields)}"
+                self.fields[fm.group(1)] = group
+                # "%08x" prints hex digits with no 0x: parse by the
+                # conversion, not by the look of the digits
+                self.bases[group] = 16 if conv.group(0)[-1] in "xX" else 0
+                parts.append(f"(?P<{group}>.*?)")
+            else:
+                parts.append(".*?")
+        parts.append(re.escape(fmt[pos:]))
+        self.regex = re.compile("".join(parts) + r"\s*$")
+
+    def field(self, rest, name):
+        group = self.fields.get(name)
+        if group is None:
+            return None
+        m = self.regex.match(rest)
+        if not m:
+            return None
+        try:
+            return int(m.group(group), self.bases[group])
+        except ValueError:
+            return None
+
+
+LINE_RE = re.compile(r"^\s*(?P<comm>.*?)-(?P<pid>\d+)\s+"
+                     r"(?:\(\s*[\d-]+\)\s+)?\[(?P<cpu>\d+)\]\s+"
+                     r"(?:\S+\s+)?(?P<ts>\d+\.\d+): (?P<ev>\w+): "
+                     r"(?P<rest>.*)$")
+
+
+class Tracer:
+    """L1's KVM tracepoints in a private tracefs instance."""
+
+    def __init__(self):
+        self.root = None
+        self.inst = None
+        self.formats = {}
+        self.eii_field = None
+        self.why = None
+        self.debug = 0
+        self.last_text = ""
+        self.in_flight_events = []
+        try:
+            self.root = self.find_root()
+            self.inst = self.root / "instances" / INSTANCE
+            if not self.inst.is_dir():
+                self.inst.mkdir()
+            events = self.inst / "events" / "kvm"
+            for ev in TRACE_EVENTS:
+                fmt = events / ev / "format"
+                if fmt.exists():
+                    self.formats[ev] = EventFormat(ev, fmt.read_text())
+            if "kvm_nested_vmexit" not in self.formats:
+                raise OSError("no kvm:kvm_nested_vmexit tracepoint")
+            nv = self.formats["kvm_nested_vmexit"]
+            self.eii_field = next((f for f in EXITINTINFO_FIELDS
+                                   if f in nv.fields), None)
+            if self.eii_field is None:
+                raise OSError("kvm_nested_vmexit prints no EXITINTINFO "
+                              f"(fields {sorted(nv.fields)})")
+            (self.inst / "buffer_size_kb").write_text("1024\n")
+            for ev in self.formats:
+                (events / ev / "enable").write_text("1\n")
+            (self.inst / "tracing_on").write_text("1\n")
+            log(f"tracing {', '.join(self.formats)} in {self.inst} "
+                f"(EXITINTINFO field {self.eii_field})")
+        except (OSError, ValueError) as exc:
+            self.why = str(exc)
+            log(f"tracing unavailable: {exc}")
+            self.formats = {}
+
+    @staticmethod
+    def find_root():
+        for d in ("/sys/kernel/tracing", "/sys/kernel/debug/tracing"):
+            if Path(d, "events").is_dir():
+                return Path(d)
+        subprocess.run(["mount", "-t", "tracefs", "nodev",
+                        "/sys/kernel/tracing"], check=False,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if Path("/sys/kernel/tracing/events").is_dir():
+            return Path("/sys/kernel/tracing")
+        raise OSError("no tracefs (mount -t tracefs failed)")
+
+    @property
+    def ok(self):
+        return bool(self.formats)
+
+    def start(self, tids):
+        """Trace only these threads, from an empty buffer."""
+        if not self.ok:
+            return
+        (self.inst / "set_event_pid").write_text(
+            " ".join(str(t) for t in tids) + "\n")
+        with open(self.inst / "trace", "w", encoding="ascii"):
+            pass
+
+    def analyse(self):
+        """Return (in_flight, threads_seen, windows) for the buffer.
+
+        windows counts nested exits with EXITINTINFO valid that KVM
+        handled itself (the hidden window), over the whole buffer."""
+        if not self.ok:
+            return None
+        text = (self.inst / "trace").read_text(errors="replace")
+        self.last_text = text
+        if self.debug:
+            self.debug -= 1
+            nv = self.formats["kvm_nested_vmexit"]
+            log(f"trace debug: kvm_nested_vmexit fields {nv.fields} "
+                f"regex {nv.regex.pattern}")
+            lines = text.splitlines()
+            log(f"trace debug: {len(lines)} lines; last ones:")
+            for line in lines[-12:]:
+                log(f"trace debug: {line}")
+            for line in lines:
+                if "nested_vmexit:" in line and \
+                        "intr_info 0x00000000" not in line:
+                    log(f"trace debug (eii?): {line}")
+                    break
+        last = {}
+        pending = {}
+        windows = 0
+        for line in text.splitlines():
+            m = LINE_RE.match(line)
+            if not m or m.group("ev") not in self.formats or \
+                    m.group("ev") in ("kvm_exit", "kvm_inj_virq",
+                                      "kvm_inj_exception",
+                                      "kvm_userspace_exit"):
+                continue
+            tid, ev = int(m.group("pid")), m.group("ev")
+            if ev == "kvm_nested_vmenter":
+                inj = self.formats[ev].field(m.group("rest"), "event_inj")
+                valid = inj is not None and bool(inj & 0x80000000)
+                if pending.get(tid):
+                    windows += 1
+                pending[tid] = False
+                last[tid] = (ev, valid, inj or 0)
+            elif ev == "kvm_nested_vmexit":
+                eii = self.formats[ev].field(m.group("rest"),
+                                             self.eii_field)
+                valid = eii is not None and bool(eii & 0x80000000)
+                if pending.get(tid):
+                    windows += 1
+                pending[tid] = valid
+                last[tid] = (ev, valid, eii)
+            else:
+                if ev != "kvm_nested_vmexit_inject" and pending.get(tid):
+                    windows += 1
+                pending[tid] = False
+                last[tid] = (ev, False, 0)
+        # (how, event): "requeued" is an exit KVM handled itself in the
+        # middle of delivery, "vmrun" L1's VMRUN emulated with EVENTINJ
+        # valid but L2 not entered yet; both leave the event inside KVM
+        self.in_flight_events = [
+            ("requeued" if ev == "kvm_nested_vmexit" else "vmrun", eii)
+            for ev, valid, eii in last.values()
+            if ev in ("kvm_nested_vmexit", "kvm_nested_vmenter") and valid]
+        return len(self.in_flight_events), len(last), windows
+
+    def close(self):
+        if self.inst is None or not self.inst.is_dir():
+            return
+        try:
+            (self.inst / "tracing_on").write_text("0\n")
+            for ev in self.formats:
+                (self.inst / "events" / "kvm" / ev / "enable").write_text(
+                    "0\n")
+            self.inst.rmdir()
+        except OSError:
+            pass
+
+
+# ---- runs ------------------------------------------------------------
+
+
+def event_kind(eii):
+    """Name an EXITINTINFO the way the guest names its event types."""
+    kind, vec = (eii >> 8) & 7, eii & 0xff
+    names = {(4, 0x82): "soft_int", (3, 3): "int3", (3, 4): "into",
+             (0, 0x41): "intr", (3, 13): "gp", (3, 14): "pf"}
+    if kind == 2:
+        return "nmi"
+    return names.get((kind, vec), f"type{kind}_vector{vec:#x}")
+
+
+def cpu_for(accel):
+    return "EPYC,+svm" if accel == "tcg" else "host"
+
+
+def new_vm(lab, n, args, incoming=None):
+    scenario = "torture" + (f" seed={args.seed}" if args.seed else "")
+    vm = TortureVM(lab, f"vm{n}", scenario, accel=args.accel, memory_mb=32,
+                   incoming=incoming,
+                   extra_args=["-cpu", cpu_for(args.accel)])
+    lab.vms.append(vm)      # so that the Lab kills it on any exit
+    vm.launch()
+    return vm
+
+
+def finish_guest(vm, timeout):
+    """Ask the guest to stop, return (result dict or None, status)."""
+    vm.send(b"q")
+    m = vm.wait_for_serial_line(RESULT_RE, timeout, fatal=False)
+    status = vm.wait_exit(timeout, fatal=False)
+    if not m:
+        vm.dump(out=sys.stderr)
+        return None, status
+    for path in sorted(vm.lab.dir.glob("*.serial"),
+                       key=lambda p: int(re.sub(r"\D", "", p.stem) or 0)):
+        for line in path.read_text(errors="replace").splitlines():
+            if line.startswith("# torture: round"):
+                log(f"{path.stem} guest: {line[2:].strip()}")
+    return json.loads(m.group(1)), status
+
+
+def wait_started(vm, timeout):
+    vm.wait_for_serial_line(r"torture: start", timeout)
+
+
+def migration_run(args, tracer):
+    stats = {"migrations": 0, "migrations_failed": 0, "stops_in_flight": 0,
+             "stops_traced": 0, "windows_seen": 0,
+             "stops_in_flight_requeued": 0, "stops_in_flight_vmrun": 0,
+             "stops_in_flight_by_type": {}}
+    start = time.monotonic()
+    n = 0
+    with nkvm.Lab(prefix="nkvm-torture-") as lab:
+        src = new_vm(lab, n, args)
+        wait_started(src, args.timeout)
+        n += 1
+        dst = new_vm(lab, n, args, incoming="defer")
+        i = 0
+        while i < args.migrations:
+            time.sleep(random.uniform(args.min_gap, args.max_gap))
+            src.qmp("migrate-set-parameters", **{"max-bandwidth":
+                                                 10 << 30})
+            tracer.start(src.threads())
+            try:
+                info = nkvm.migrate(src, dst, timeout=args.timeout)
+            except nkvm.NkvmError as exc:
+                info = {"status": f"error: {exc}"}
+            if info.get("status") != "completed" or dst.poll() is not None:
+                # The migration failed (a destination that refuses the
+                # stream, e.g. TCG in L2): the source must go on.
+                stats["migrations_failed"] += 1
+                err = [ln for ln in dst.stderr_log().splitlines()
+                       if ln.strip() and "warning:" not in ln][-3:]
+                log(f"migration failed ({info.get('status')}): "
+                    + " | ".join(err))
+                dst.close()
+                if src.qmp("query-status").get("status") != "running":
+                    src.qmp("cont")
+                if stats["migrations_failed"] > max(10, args.migrations):
+                    raise nkvm.NkvmError("too many failed migrations")
+                n += 1
+                dst = new_vm(lab, n, args, incoming="defer")
+                continue
+            i += 1
+            res = tracer.analyse()
+            stats["migrations"] = i
+            if args.keep_dir and tracer.ok:
+                tail = tracer.last_text.splitlines()[-60:]
+                Path(args.keep_dir, f"trace-{args.accel}-{i:04d}.txt") \
+                    .write_text("\n".join(tail) + "\n")
+            note = ""
+            if res is not None:
+                in_flight, seen, windows = res
+                stats["stops_in_flight"] += min(in_flight, 1)
+                for how, eii in tracer.in_flight_events:
+                    stats[f"stops_in_flight_{how}"] += 1
+                    kind = event_kind(eii)
+                    by_type = stats["stops_in_flight_by_type"]
+                    by_type[kind] = by_type.get(kind, 0) + 1
+                stats["stops_traced"] += 1 if seen else 0
+                stats["windows_seen"] += windows
+                note = (f" in_flight="
+                        f"{tracer.in_flight_events[0][0] if in_flight else 'no'}"
+                        f" windows={windows}")
+            src.qmp("quit")
+            src.wait_exit(args.timeout, fatal=False)
+            src.close()
+            src, dst = dst, None
+            log(f"migration {i}/{args.migrations}{note} "
+                f"stops_in_flight={stats['stops_in_flight']} "
+                f"elapsed={time.monotonic() - start:.0f}s")
+            if i < args.migrations:
+                n += 1
+                dst = new_vm(lab, n, args, incoming="defer")
+        result, status = finish_guest(src, args.timeout)
+        if args.keep_dir:
+            for f in lab.dir.glob("*.serial"):
+                Path(args.keep_dir, f"{args.accel}-{f.name}").write_bytes(
+                    f.read_bytes())
+    stats["seconds"] = round(time.monotonic() - start, 1)
+    return stats, result, status
+
+
+def control_run(args, seconds):
+    start = time.monotonic()
+    with nkvm.Lab(prefix="nkvm-torture-ctl-") as lab:
+        vm = new_vm(lab, 0, args)
+        wait_started(vm, args.timeout)
+        log(f"control run: {seconds:.0f} s without migration")
+        time.sleep(seconds)
+        result, status = finish_guest(vm, args.timeout)
+    return result, status, round(time.monotonic() - start, 1)
+
+
+def bad_total(result):
+    if result is None:
+        return None
+    return sum(result.get(k, 0) for k in BAD_KEYS)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--accel", default="nested-kvm",
+                    choices=("kvm", "nested-kvm", "tcg"))
+    ap.add_argument("--migrations", type=int, default=50)
+    ap.add_argument("--min-gap", type=float, default=0.05,
+                    help="shortest random sleep before a migration (s)")
+    ap.add_argument("--max-gap", type=float, default=1.0,
+                    help="longest random sleep before a migration (s)")
+    ap.add_argument("--control-seconds", type=float, default=None,
+                    help="length of the control run (default: as long "
+                         "as the migration run; 0: none)")
+    ap.add_argument("--timeout", type=float, default=120.0,
+                    help="bound on each single wait (s)")
+    ap.add_argument("--seed", type=int, default=0,
+                    help="guest PRNG seed (default: from the TSC)")
+    mode = ap.add_mutually_exclusive_group()
+    mode.add_argument("--expect-clean", action="store_true",
+                      help="fail unless nothing was lost (default for "
+                           "nested-kvm)")
+    mode.add_argument("--report-only", action="store_true",
+                      help="report losses without failing (default for "
+                           "kvm and tcg)")
+    ap.add_argument("--keep-dir", default=None,
+                    help="keep serial logs and each migration's trace "
+                         "tail here (default: $LAB_OUT/torture if set)")
+    ap.add_argument("--debug-trace", type=int, default=0,
+                    help="show the trace of the first N migrations")
+    args = ap.parse_args()
+    if args.keep_dir is None and os.environ.get("LAB_OUT"):
+        args.keep_dir = os.path.join(os.environ["LAB_OUT"], "torture")
+    if args.keep_dir:
+        os.makedirs(args.keep_dir, exist_ok=True)
+    expect_clean = args.expect_clean or (args.accel == "nested-kvm" and
+                                         not args.report_only)
+
+    kernel = os.environ.get("LAB_KERNEL") or os.uname().release
+    tracer = Tracer() if args.accel != "tcg" else None
+    if tracer is not None:
+        tracer.debug = args.debug_trace
+    if tracer is None:
+        tracer = Tracer.__new__(Tracer)
+        tracer.formats, tracer.inst, tracer.why = {}, None, "accel tcg"
+    try:
+        stats, result, status = migration_run(args, tracer)
+        ctl_seconds = (stats["seconds"] if args.control_seconds is None
+                       else args.control_seconds)
+        ctl = ctl_status = None
+        ctl_len = 0
+        if ctl_seconds > 0:
+            ctl, ctl_status, ctl_len = control_run(args, ctl_seconds)
+    finally:
+        tracer.close()
+
+    out = {
+        "accel": args.accel,
+        "kernel": kernel,
+        "migrations": stats["migrations"],
+        "migrations_failed": stats["migrations_failed"],
+        "stops_in_flight": stats["stops_in_flight"] if tracer.ok else None,
+        "stops_in_flight_requeued": (stats["stops_in_flight_requeued"]
+                                     if tracer.ok else None),
+        "stops_in_flight_vmrun": (stats["stops_in_flight_vmrun"]
+                                  if tracer.ok else None),
+        "stops_traced": stats["stops_traced"] if tracer.ok else None,
+        "stops_in_flight_by_type": (stats["stops_in_flight_by_type"]
+                                    if tracer.ok else None),
+        "windows_seen": stats["windows_seen"] if tracer.ok else None,
+        "tracing": "ok" if tracer.ok else f"unavailable: {tracer.why}",
+        "events_injected": result.get("injected") if result else None,
+    }
+    for k in ("lost", "duplicated", "wrong_rip", "wrong_error_code",
+              "l1_nmi_corrupt", "wrong_vector", "bad_exitintinfo",
+              "unexpected_exit", "wrong_cr2", "l1_nmi_checks", "rounds"):
+        out[k] = result.get(k) if result else None
+    out["seconds"] = stats["seconds"]
+    out["guest_status"] = nkvm.exit_status_name(status)
+    if result:
+        out["per_type"] = {
+            name: {k: v for k, v in t.items()
+                   if k in ("injected", "delivered") + BAD_KEYS and
+                   (v or k == "injected")}
+            for name, t in result.get("per_type", {}).items()}
+    out["control"] = None if ctl_seconds <= 0 else {
+        "seconds": ctl_len,
+        "events_injected": ctl.get("injected") if ctl else None,
+        "bad": bad_total(ctl),
+        "l1_nmi_corrupt": ctl.get("l1_nmi_corrupt") if ctl else None,
+        "guest_status": nkvm.exit_status_name(ctl_status),
+    }
+    print(json.dumps(out), flush=True)
+
+    ok = result is not None
+    if ctl_seconds > 0:
+        ok = ok and ctl is not None and bad_total(ctl) == 0
+    if expect_clean:
+        ok = ok and bad_total(result) == 0
+        if tracer.ok and not stats["windows_seen"]:
+            log("the in-flight window was never seen in the trace")
+            ok = False
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    # On SIGTERM (timeout(1)) unwind, so that every QEMU is killed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    sys.exit(main())
