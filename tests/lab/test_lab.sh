@@ -18,7 +18,7 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 # One L1 vCPU: with two, nested guests that migrate often stall or lose
 # their QEMU under the fork's TCG (docs/lab.rst, "Known problems").
 smp=${LAB_SMP:-1}
-timeout=${LAB_TIMEOUT:-1200}
+timeout=${LAB_TIMEOUT:-2400}
 number=0
 failures=0
 
