@@ -26,7 +26,7 @@ check:
 	scripts/check.sh
 
 demo: fork standalone
-	/usr/bin/python3 tests/functional/demo_migrate.py
+	scripts/demo.sh
 
 fuzz: deps
 	scripts/run-fuzz.sh $${FUZZ_SECONDS:-900}
