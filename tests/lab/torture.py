@@ -375,74 +375,93 @@ def migration_run(args, tracer):
              "stops_in_flight_requeued": 0, "stops_in_flight_vmrun": 0,
              "stops_in_flight_by_type": {}}
     start = time.monotonic()
-    n = 0
     with nkvm.Lab(prefix="nkvm-torture-") as lab:
-        src = new_vm(lab, n, args)
-        wait_started(src, args.timeout)
-        n += 1
-        dst = new_vm(lab, n, args, incoming="defer")
-        i = 0
-        while i < args.migrations:
-            time.sleep(random.uniform(args.min_gap, args.max_gap))
-            src.qmp("migrate-set-parameters", **{"max-bandwidth":
-                                                 10 << 30})
-            tracer.start(src.threads())
-            try:
-                info = nkvm.migrate(src, dst, timeout=args.timeout)
-            except nkvm.NkvmError as exc:
-                info = {"status": f"error: {exc}"}
-            if info.get("status") != "completed" or dst.poll() is not None:
-                # The migration failed (a destination that refuses the
-                # stream, e.g. TCG in L2): the source must go on.
-                stats["migrations_failed"] += 1
-                err = [ln for ln in dst.stderr_log().splitlines()
-                       if ln.strip() and "warning:" not in ln][-3:]
-                log(f"migration failed ({info.get('status')}): "
-                    + " | ".join(err))
-                dst.close()
-                if src.qmp("query-status").get("status") != "running":
-                    src.qmp("cont")
-                if stats["migrations_failed"] > max(10, args.migrations):
-                    raise nkvm.NkvmError("too many failed migrations")
-                n += 1
-                dst = new_vm(lab, n, args, incoming="defer")
-                continue
-            i += 1
-            res = tracer.analyse()
-            stats["migrations"] = i
-            if args.keep_dir and tracer.ok:
-                tail = tracer.last_text.splitlines()[-60:]
-                Path(args.keep_dir, f"trace-{args.accel}-{i:04d}.txt") \
-                    .write_text("\n".join(tail) + "\n")
-            note = ""
-            if res is not None:
-                in_flight, seen, windows = res
-                stats["stops_in_flight"] += min(in_flight, 1)
-                for how, eii in tracer.in_flight_events:
-                    stats[f"stops_in_flight_{how}"] += 1
-                    kind = event_kind(eii)
-                    by_type = stats["stops_in_flight_by_type"]
-                    by_type[kind] = by_type.get(kind, 0) + 1
-                stats["stops_traced"] += 1 if seen else 0
-                stats["windows_seen"] += windows
-                note = (f" in_flight="
-                        f"{tracer.in_flight_events[0][0] if in_flight else 'no'}"
-                        f" windows={windows}")
-            src.qmp("quit")
-            src.wait_exit(args.timeout, fatal=False)
-            src.close()
-            src, dst = dst, None
-            log(f"migration {i}/{args.migrations}{note} "
-                f"stops_in_flight={stats['stops_in_flight']} "
-                f"elapsed={time.monotonic() - start:.0f}s")
-            if i < args.migrations:
-                n += 1
-                dst = new_vm(lab, n, args, incoming="defer")
-        result, status = finish_guest(src, args.timeout)
-        if args.keep_dir:
-            for f in lab.dir.glob("*.serial"):
-                Path(args.keep_dir, f"{args.accel}-{f.name}").write_bytes(
-                    f.read_bytes())
+        try:
+            return migration_loop(args, tracer, stats, start, lab)
+        except nkvm.NkvmError:
+            # say which QEMU died and why, and keep every log
+            for vm in lab.vms:
+                if vm.poll() is not None:
+                    err = [ln for ln in vm.stderr_log().splitlines()
+                           if ln.strip() and "warning:" not in ln][-3:]
+                    log(f"{vm.name}: {nkvm.exit_status_name(vm.poll())}: "
+                        + " | ".join(err))
+                    for line in vm.serial_lines()[-3:]:
+                        log(f"{vm.name} serial: {line}")
+            raise
+        finally:
+            if args.keep_dir:
+                for f in list(lab.dir.glob("*.serial")) + \
+                        list(lab.dir.glob("*.stderr")):
+                    Path(args.keep_dir, f"{args.accel}-{f.name}") \
+                        .write_bytes(f.read_bytes())
+
+
+def migration_loop(args, tracer, stats, start, lab):
+    """The body of migration_run, inside its Lab."""
+    n = 0
+    src = new_vm(lab, n, args)
+    wait_started(src, args.timeout)
+    n += 1
+    dst = new_vm(lab, n, args, incoming="defer")
+    i = 0
+    while i < args.migrations:
+        time.sleep(random.uniform(args.min_gap, args.max_gap))
+        src.qmp("migrate-set-parameters", **{"max-bandwidth":
+                                             10 << 30})
+        tracer.start(src.threads())
+        try:
+            info = nkvm.migrate(src, dst, timeout=args.timeout)
+        except nkvm.NkvmError as exc:
+            info = {"status": f"error: {exc}"}
+        if info.get("status") != "completed" or dst.poll() is not None:
+            # The migration failed (a destination that refuses the
+            # stream, e.g. TCG in L2): the source must go on.
+            stats["migrations_failed"] += 1
+            err = [ln for ln in dst.stderr_log().splitlines()
+                   if ln.strip() and "warning:" not in ln][-3:]
+            log(f"migration failed ({info.get('status')}): "
+                + " | ".join(err))
+            dst.close()
+            if src.qmp("query-status").get("status") != "running":
+                src.qmp("cont")
+            if stats["migrations_failed"] > max(10, args.migrations):
+                raise nkvm.NkvmError("too many failed migrations")
+            n += 1
+            dst = new_vm(lab, n, args, incoming="defer")
+            continue
+        i += 1
+        res = tracer.analyse()
+        stats["migrations"] = i
+        if args.keep_dir and tracer.ok:
+            tail = tracer.last_text.splitlines()[-60:]
+            Path(args.keep_dir, f"trace-{args.accel}-{i:04d}.txt") \
+                .write_text("\n".join(tail) + "\n")
+        note = ""
+        if res is not None:
+            in_flight, seen, windows = res
+            stats["stops_in_flight"] += min(in_flight, 1)
+            for how, eii in tracer.in_flight_events:
+                stats[f"stops_in_flight_{how}"] += 1
+                kind = event_kind(eii)
+                by_type = stats["stops_in_flight_by_type"]
+                by_type[kind] = by_type.get(kind, 0) + 1
+            stats["stops_traced"] += 1 if seen else 0
+            stats["windows_seen"] += windows
+            note = (f" in_flight="
+                    f"{tracer.in_flight_events[0][0] if in_flight else 'no'}"
+                    f" windows={windows}")
+        src.qmp("quit")
+        src.wait_exit(args.timeout, fatal=False)
+        src.close()
+        src, dst = dst, None
+        log(f"migration {i}/{args.migrations}{note} "
+            f"stops_in_flight={stats['stops_in_flight']} "
+            f"elapsed={time.monotonic() - start:.0f}s")
+        if i < args.migrations:
+            n += 1
+            dst = new_vm(lab, n, args, incoming="defer")
+    result, status = finish_guest(src, args.timeout)
     stats["seconds"] = round(time.monotonic() - start, 1)
     return stats, result, status
 
