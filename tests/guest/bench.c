@@ -57,17 +57,7 @@
  */
 volatile uint64_t bench_counter[8] __attribute__((aligned(64)));
 
-typedef struct BenchGate {
-    uint16_t offset_lo;
-    uint16_t selector;
-    uint8_t ist;
-    uint8_t type_attr;
-    uint16_t offset_mid;
-    uint32_t offset_hi;
-    uint32_t reserved;
-} __attribute__((packed)) BenchGate;
-
-static BenchGate bench_idt[256] __attribute__((aligned(16)));
+static IdtGate bench_idt[256] __attribute__((aligned(16)));
 
 /*
  * The labels are local to this file's assembly; C takes their addresses
@@ -116,35 +106,20 @@ asm(".text\n"
     "    vmmcall\n"
     "    jmp bench_l2_loop\n");
 
-static void bench_gate(unsigned v, uint64_t h)
-{
-    bench_idt[v].offset_lo = h;
-    bench_idt[v].selector = GDT_CODE64;
-    bench_idt[v].ist = 0;
-    bench_idt[v].type_attr = 0x8e;      /* present, DPL 0, interrupt gate */
-    bench_idt[v].offset_mid = h >> 16;
-    bench_idt[v].offset_hi = h >> 32;
-    bench_idt[v].reserved = 0;
-}
-
+/* Bare stubs rather than isr.S's: the loops measure exit cost, not C. */
 static void bench_idt_init(void)
 {
-    struct {
-        uint16_t limit;
-        uint64_t base;
-    } __attribute__((packed)) desc = {
-        sizeof(bench_idt) - 1, (uint64_t)bench_idt
-    };
     unsigned v;
 
     for (v = 0; v < 256; v++) {
-        bench_gate(v, ASM_ADDR(bench_bad_stub));
+        idt_set_gate(&bench_idt[v], ASM_ADDR(bench_bad_stub));
     }
-    bench_gate(2, ASM_ADDR(bench_nmi_stub));
-    bench_gate(BENCH_IPI_VECTOR, ASM_ADDR(bench_ipi_stub));
+    idt_set_gate(&bench_idt[2], ASM_ADDR(bench_nmi_stub));
+    idt_set_gate(&bench_idt[BENCH_IPI_VECTOR], ASM_ADDR(bench_ipi_stub));
     /* A spurious interrupt needs no EOI; treat it as harmless. */
-    bench_gate(BENCH_SPURIOUS_VECTOR, ASM_ADDR(bench_ipi_stub));
-    asm volatile("lidt %0" : : "m"(desc));
+    idt_set_gate(&bench_idt[BENCH_SPURIOUS_VECTOR],
+                 ASM_ADDR(bench_ipi_stub));
+    idt_load(bench_idt, 256);
 }
 
 static void bench_ready(const char *name)

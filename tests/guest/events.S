@@ -1,78 +1,18 @@
 /*
- * nkvm-guest: interrupt entry and event triggers of the "events-*"
- * scenarios (events.c)
+ * nkvm-guest: event triggers of the "events-*" scenarios (events.c)
  *
- * The scenarios install their own IDT, so that their handlers can count
- * and check events without the smoke scenarios' one-shot bookkeeping in
- * main.c.  The stubs build the same IsrFrame as isr.S.  The triggers
- * live here so that every return address a check expects is an exact
- * label.
+ * The scenarios take over isr.S's stubs (isr_handler), so that their
+ * handlers can count and check events without the smoke scenarios'
+ * one-shot bookkeeping in main.c.  The triggers live here so that every
+ * return address a check expects is an exact label.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 
 #include "nkvm-guest.h"
 
-/* Intel SDM Vol. 3A 6.15, Table 6-1 (and isr.S) */
-#define HAS_ERROR_CODE(v) \
-    ((v) == 8 || ((v) >= 10 && (v) <= 14) || (v) == 17 || (v) == 21 || \
-     (v) == 29 || (v) == 30)
-
     .text
     .code64
-    .balign ISR_STUB_SIZE
-    .globl events_stubs
-events_stubs:
-    .set vec, 0
-    .rept 256
-    .balign ISR_STUB_SIZE
-    .if HAS_ERROR_CODE(vec) == 0
-    pushq $0
-    .endif
-    pushq $vec
-    jmp events_common
-    .set vec, vec + 1
-    .endr
-
-events_common:
-    push %rax
-    push %rbx
-    push %rcx
-    push %rdx
-    push %rsi
-    push %rdi
-    push %rbp
-    push %r8
-    push %r9
-    push %r10
-    push %r11
-    push %r12
-    push %r13
-    push %r14
-    push %r15
-    mov %rsp, %rdi
-    mov %rsp, %rbx                      /* restored from the frame below */
-    and $-16, %rsp
-    cld
-    call events_dispatch
-    mov %rbx, %rsp
-    pop %r15
-    pop %r14
-    pop %r13
-    pop %r12
-    pop %r11
-    pop %r10
-    pop %r9
-    pop %r8
-    pop %rbp
-    pop %rdi
-    pop %rsi
-    pop %rdx
-    pop %rcx
-    pop %rbx
-    pop %rax
-    add $16, %rsp                       /* vector and error code */
-    iretq
 
     /*
      * events_wait_nmi(count, target): HLT with IF=0 until *count reaches

@@ -337,38 +337,10 @@ void events_dispatch(IsrFrame *f)
     }
 }
 
-/* 64-bit IDT gate (SDM Vol. 3A 6.14.1), as in main.c */
-typedef struct EventsGate {
-    uint16_t offset_lo;
-    uint16_t selector;
-    uint8_t ist;
-    uint8_t type_attr;
-    uint16_t offset_mid;
-    uint32_t offset_hi;
-    uint32_t reserved;
-} __attribute__((packed)) EventsGate;
-
-static void events_idt_init(void)
+/* Every vector now reaches events_dispatch() through isr.S's stubs. */
+static void events_take_interrupts(void)
 {
-    static EventsGate gates[256] __attribute__((aligned(16)));
-    struct {
-        uint16_t limit;
-        uint64_t base;
-    } __attribute__((packed)) desc = { sizeof(gates) - 1, (uint64_t)gates };
-    unsigned v;
-
-    for (v = 0; v < 256; v++) {
-        uint64_t handler = (uint64_t)events_stubs + v * ISR_STUB_SIZE;
-
-        gates[v].offset_lo = handler;
-        gates[v].selector = GDT_CODE64;
-        gates[v].ist = 0;
-        gates[v].type_attr = 0x8e;  /* present, DPL 0, 64-bit intr gate */
-        gates[v].offset_mid = handler >> 16;
-        gates[v].offset_hi = handler >> 32;
-        gates[v].reserved = 0;
-    }
-    asm volatile("lidt %0" : : "m"(desc));
+    isr_handler = events_dispatch;
 }
 
 /* Spin for about the given number of TSC cycles. */
@@ -383,7 +355,7 @@ static void tsc_delay(uint64_t cycles)
 
 void scenario_events_nmi_held(CheckFn check)
 {
-    events_idt_init();
+    events_take_interrupts();
     stream_mode = false;
 
     kprintf("READY nmi-held\n");
@@ -484,7 +456,7 @@ void scenario_events_stream(CheckFn check)
     uint32_t apic_id;
     unsigned k;
 
-    events_idt_init();
+    events_take_interrupts();
     pf_addr = (uint64_t)pf_target;
     pf_store = pf_addr + 0x40;
     if (pf_addr + PAGE_SIZE > 0x200000) {

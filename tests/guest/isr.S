@@ -62,7 +62,7 @@ isr_common:
     mov %rsp, %rbx
     and $-16, %rsp
     cld
-    call isr_dispatch
+    call *isr_handler(%rip)
     mov %rbx, %rsp
     pop %r15
     pop %r14

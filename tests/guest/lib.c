@@ -21,6 +21,30 @@
  */
 #define UART_POLL_LIMIT 100000
 
+/* P=1, DPL=0, type 0xe: 64-bit interrupt gate, kernel code segment. */
+void idt_set_gate(IdtGate *gate, uint64_t handler)
+{
+    gate->offset_lo = handler;
+    gate->selector = GDT_CODE64;
+    gate->ist = 0;
+    gate->type_attr = 0x8e;
+    gate->offset_mid = handler >> 16;
+    gate->offset_hi = handler >> 32;
+    gate->reserved = 0;
+}
+
+void idt_load(const IdtGate *idt, size_t entries)
+{
+    struct {
+        uint16_t limit;
+        uint64_t base;
+    } __attribute__((packed)) desc = {
+        entries * sizeof(*idt) - 1, (uint64_t)idt
+    };
+
+    asm volatile("lidt %0" : : "m"(desc));
+}
+
 void serial_init(void)
 {
     outb(NKVM_COM1 + UART_IER, 0x00);   /* no interrupts: IF stays 0 */

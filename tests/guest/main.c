@@ -40,21 +40,6 @@
 
 #define RFLAGS_IF               (1 << 9)
 
-typedef struct IdtGate {
-    uint16_t offset_lo;
-    uint16_t selector;
-    uint8_t ist;
-    uint8_t type_attr;
-    uint16_t offset_mid;
-    uint32_t offset_hi;
-    uint32_t reserved;
-} __attribute__((packed)) IdtGate;
-
-typedef struct DescPtr {
-    uint16_t limit;
-    uint64_t base;
-} __attribute__((packed)) DescPtr;
-
 typedef struct EventRecord {
     uint64_t error_code;
     uint64_t rip;
@@ -172,24 +157,16 @@ void isr_dispatch(IsrFrame *f)
     }
 }
 
+void (*isr_handler)(IsrFrame *f) = isr_dispatch;
+
 static void idt_init(void)
 {
-    DescPtr desc = { sizeof(idt) - 1, (uint64_t)idt };
     unsigned v;
 
     for (v = 0; v < 256; v++) {
-        uint64_t handler = (uint64_t)isr_stubs + v * ISR_STUB_SIZE;
-
-        idt[v].offset_lo = handler;
-        idt[v].selector = GDT_CODE64;
-        idt[v].ist = 0;
-        /* P=1, DPL=0, type 0xe: 64-bit interrupt gate (SDM Vol. 3A 6.14.1) */
-        idt[v].type_attr = 0x8e;
-        idt[v].offset_mid = handler >> 16;
-        idt[v].offset_hi = handler >> 32;
-        idt[v].reserved = 0;
+        idt_set_gate(&idt[v], (uint64_t)isr_stubs + v * ISR_STUB_SIZE);
     }
-    asm volatile("lidt %0" : : "m"(desc));
+    idt_load(idt, 256);
 }
 
 static void test_int80(void)

@@ -78,7 +78,20 @@ typedef struct IsrFrame {
     uint64_t ss;
 } IsrFrame;
 
+/* A 64-bit IDT gate (Intel SDM Vol. 3A 6.14.1, Figure 6-8). */
+typedef struct IdtGate {
+    uint16_t offset_lo;
+    uint16_t selector;
+    uint8_t ist;
+    uint8_t type_attr;
+    uint16_t offset_mid;
+    uint32_t offset_hi;
+    uint32_t reserved;
+} __attribute__((packed)) IdtGate;
+
 /* lib.c */
+void idt_set_gate(IdtGate *gate, uint64_t handler);
+void idt_load(const IdtGate *idt, size_t entries);
 void serial_init(void);
 void serial_putc(char c);
 void kprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -133,8 +146,13 @@ static inline uint64_t rdtsc(void)
 extern uint64_t boot_pt[512];           /* 4 KiB PTEs for 0..2 MiB */
 extern char __image_start[], __image_end[];
 
-/* isr.S: 256 stubs, ISR_STUB_SIZE bytes apart */
+/*
+ * isr.S: 256 stubs, ISR_STUB_SIZE bytes apart, that build an IsrFrame
+ * and call isr_handler (isr_dispatch of main.c unless a scenario
+ * installs its own).
+ */
 extern char isr_stubs[];
+extern void (*isr_handler)(IsrFrame *f);
 
 /* triggers.S: each label marks the instruction after (or at) the event */
 void trigger_int80(void);
@@ -158,7 +176,6 @@ void scenario_svm_nrip(void (*check)(const char *desc, uint64_t got,
  * counters they wait on are written by interrupt handlers and the
  * addresses they store to are MMIO or watched, hence volatile.
  */
-extern char events_stubs[];
 extern volatile uint32_t events_passes;     /* written by events.S */
 void events_wait_nmi(volatile uint32_t *count, /* NMI handler writes */
                      uint32_t target);

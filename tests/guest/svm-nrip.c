@@ -39,7 +39,7 @@ static uint8_t hsave[PAGE_SIZE] __attribute__((aligned(PAGE_SIZE)));
 static uint8_t iopm[3 * PAGE_SIZE] __attribute__((aligned(PAGE_SIZE)));
 static uint8_t msrpm[2 * PAGE_SIZE] __attribute__((aligned(PAGE_SIZE)));
 static uint8_t l2_stack[2 * PAGE_SIZE] __attribute__((aligned(PAGE_SIZE)));
-static uint64_t l2_idt[512] __attribute__((aligned(PAGE_SIZE)));
+static IdtGate l2_idt[256] __attribute__((aligned(PAGE_SIZE)));
 
 #define STEP(n, code) { #n, code, svm_l2_##n, svm_l2_##n##_end }
 
@@ -121,11 +121,7 @@ static void vmcb_init(void)
 
     /* L2's IDT: every vector goes to svm_l2_handler (64-bit gate, DPL 0) */
     for (v = 0; v < 256; v++) {
-        uint64_t h = (uint64_t)svm_l2_handler;
-
-        l2_idt[2 * v] = (h & 0xffff) | ((uint64_t)GDT_CODE64 << 16) |
-                        (0x8eull << 40) | ((h >> 16) << 48);
-        l2_idt[2 * v + 1] = h >> 32;
+        idt_set_gate(&l2_idt[v], (uint64_t)svm_l2_handler);
     }
 }
 

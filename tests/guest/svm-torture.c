@@ -132,8 +132,8 @@ static uint64_t npt_pdpt[512] __attribute__((aligned(PAGE_SIZE)));
 static uint64_t npt_pd[512] __attribute__((aligned(PAGE_SIZE)));
 static uint64_t npt_pt[512] __attribute__((aligned(PAGE_SIZE)));
 static uint64_t apic_pd[512] __attribute__((aligned(PAGE_SIZE)));
-static uint64_t l2_idt_image[512] __attribute__((aligned(PAGE_SIZE)));
-static uint64_t l1_idt[512] __attribute__((aligned(PAGE_SIZE)));
+static IdtGate l2_idt_image[256] __attribute__((aligned(PAGE_SIZE)));
+static IdtGate l1_idt[256] __attribute__((aligned(PAGE_SIZE)));
 static uint8_t l2_gdt_image[64];
 static uint64_t l2_pml4_image[512] __attribute__((aligned(PAGE_SIZE)));
 static uint64_t l2_pdpt_image[512] __attribute__((aligned(PAGE_SIZE)));
@@ -191,13 +191,6 @@ static bool uart_quit_requested(void)
     return quit;
 }
 
-static void idt_gate(uint64_t *idt, unsigned v, uint64_t h)
-{
-    idt[2 * v] = (h & 0xffff) | ((uint64_t)GDT_CODE64 << 16) |
-                 (0x8eull << 40) | ((h >> 16) << 48);
-    idt[2 * v + 1] = h >> 32;
-}
-
 /*
  * L1's own IDT for the run: main.c's, with an NMI handler that only
  * counts, since the checks below expect NMIs that main.c would reject.
@@ -209,10 +202,8 @@ static void l1_idt_install(void)
     asm volatile("sidt %0" : "=m"(d));
     memcpy(l1_idt, (void *)d.base,
            d.limit + 1u < sizeof(l1_idt) ? d.limit + 1u : sizeof(l1_idt));
-    idt_gate(l1_idt, 2, (uint64_t)t_l1_nmi_entry);
-    d.base = (uint64_t)l1_idt;
-    d.limit = sizeof(l1_idt) - 1;
-    asm volatile("lidt %0" : : "m"(d));
+    idt_set_gate(&l1_idt[2], (uint64_t)t_l1_nmi_entry);
+    idt_load(l1_idt, 256);
 }
 
 /*
@@ -645,8 +636,8 @@ uint64_t scenario_torture(const char *cmdline)
 
     /* L2's IDT: vector v goes to stub v; its GDT is a copy of L1's */
     for (v = 0; v < 256; v++) {
-        idt_gate(l2_idt_image, v,
-                 (uint64_t)t_l2_stubs + v * T_L2_STUB_SIZE);
+        idt_set_gate(&l2_idt_image[v],
+                     (uint64_t)t_l2_stubs + v * T_L2_STUB_SIZE);
         /* architectural error-code vectors (SDM Vol. 3A, Table 6-1) */
         t_l2_errpushed[v] = v == 8 || (v >= 10 && v <= 14) || v == 17 ||
                             v == 21 || v == 29 || v == 30;
