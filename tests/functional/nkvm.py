@@ -147,6 +147,15 @@ def check_environment(tap):
     return True
 
 
+def kvm_usable(device="/dev/kvm"):
+    """Whether this process can open the KVM device read-write."""
+    try:
+        os.close(os.open(device, os.O_RDWR))
+    except OSError:
+        return False
+    return True
+
+
 class Lab:
     """A private temporary directory and every VM started in it.
 
@@ -333,6 +342,22 @@ class GuestVM:
 
     # ---- bounded waits -----------------------------------------------
 
+    def wait_migration(self, wanted=("completed", "failed", "cancelled"),
+                       timeout=60.0, poll_interval=0.05):
+        """Poll query-migrate until its status is one of wanted and
+        return the result."""
+        deadline = time.monotonic() + timeout
+        while True:
+            info = self.qmp("query-migrate")
+            if info.get("status") in wanted:
+                return info
+            if self.poll() is not None:
+                self.fail("exited during migration")
+            if time.monotonic() >= deadline:
+                raise NkvmTimeout(f"{self.name}: migration still "
+                                  f"{info.get('status')}, wanted {wanted}")
+            time.sleep(poll_interval)
+
     def wait_for_serial_line(self, pattern, timeout, fatal=True):
         """Wait until a whole serial line matches the regex pattern.
 
@@ -485,3 +510,15 @@ def migrate(src, dst, timeout=60.0, poll_interval=0.05, progress=None):
             raise NkvmTimeout(f"migration not finished within {timeout} s "
                               f"(last status {status})")
         time.sleep(poll_interval)
+
+
+def save_to_file(lab, path, timeout=60.0):
+    """Boot the migrate scenario, wait until it waits for its NMI, and
+    save it to path.  Returns the source VM (paused, postmigrate)."""
+    src = lab.vm("save", "migrate").launch()
+    src.wait_for_serial_line(r"READY migrate", timeout)
+    src.qmp("migrate", uri=f"file:{path}")
+    info = src.wait_migration(timeout=timeout)
+    if info.get("status") != "completed":
+        src.fail(f"save to file ended {info}")
+    return src

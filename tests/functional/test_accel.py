@@ -16,9 +16,11 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "build" / "qemu-10.0.13" / "python"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 # pylint: disable=wrong-import-position
 from qemu.qmp.legacy import QEMUMonitorProtocol  # noqa: E402
+import nkvm  # noqa: E402
 
 QEMU = os.environ.get("NKVM_QEMU", str(REPO / "build" / "qemu-system-x86_64"))
 FIRMWARE = os.environ.get("NKVM_FIRMWARE", str(REPO / "build" / "firmware"))
@@ -40,15 +42,6 @@ def report(ok, name, detail=""):
 def qemu(*args):
     return subprocess.run([QEMU, *args], capture_output=True, text=True,
                           timeout=TIMEOUT, check=False)
-
-
-def kvm_usable(device="/dev/kvm"):
-    try:
-        fd = os.open(device, os.O_RDWR)
-    except OSError:
-        return False
-    os.close(fd)
-    return True
 
 
 def test_listed():
@@ -94,7 +87,7 @@ def start_stop(accel):
     """Start a paused pc machine under ACCEL, check query-kvm, quit."""
     name = f"{accel} starts and stops under QMP"
     want_kvm = accel != "tcg"
-    if want_kvm and not kvm_usable():
+    if want_kvm and not nkvm.kvm_usable():
         print(f"ok {number + 1} - accel: {name} # SKIP no usable /dev/kvm")
         globals()["number"] += 1
         return

@@ -25,7 +25,6 @@ import re
 import struct
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -146,18 +145,6 @@ def splice_description(stream, sub_desc, instance=0):
         stream[start + length:]
 
 
-def save_guest(lab, path):
-    src = lab.vm("save", "migrate").launch()
-    src.wait_for_serial_line(r"READY migrate", TIMEOUT)
-    src.qmp("migrate", uri=f"file:{path}")
-    deadline = time.monotonic() + TIMEOUT
-    while src.qmp("query-migrate").get("status") != "completed":
-        if time.monotonic() >= deadline:
-            src.fail("save to file did not complete")
-        time.sleep(0.05)
-    src.kill()
-
-
 def run_json(cmd):
     proc = subprocess.run(cmd, capture_output=True, text=True,
                           check=False, timeout=120)
@@ -168,7 +155,7 @@ def run_json(cmd):
 
 def test_analyze(lab):
     plain = lab.dir / "plain.stream"
-    save_guest(lab, plain)
+    nkvm.save_to_file(lab, plain, TIMEOUT).kill()
     stream = plain.read_bytes()
     sub_desc, size = subsection_description()
     payload = spliced_payload()

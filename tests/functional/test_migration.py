@@ -31,18 +31,6 @@ HOSTS = {"a": "10.231.0.1", "b": "10.231.0.2"}
 NETNS_PREFIX = f"nkvm{os.getpid()}"
 
 
-def wait_status(vm, want, timeout=TIMEOUT):
-    deadline = time.monotonic() + timeout
-    while True:
-        info = vm.qmp("query-migrate")
-        if info.get("status") in want:
-            return info
-        if time.monotonic() >= deadline:
-            raise nkvm.NkvmTimeout(f"{vm.name}: migration still "
-                                   f"{info.get('status')}, wanted {want}")
-        time.sleep(0.02)
-
-
 def finish_on(vm, name):
     vm.qmp("inject-nmi")
     status = vm.wait_exit(TIMEOUT)
@@ -58,9 +46,10 @@ def test_cancel(lab):
     dst.qmp("migrate-incoming", uri=f"tcp:{nkvm.LOOPBACK}:0")
     port = dst.qmp("query-migrate")["socket-address"][0]["port"]
     src.qmp("migrate", uri=f"tcp:{nkvm.LOOPBACK}:{port}")
-    active = wait_status(src, ("active",))
+    active = src.wait_migration(("active",), TIMEOUT)
     src.qmp("migrate_cancel")
-    info = wait_status(src, ("cancelled", "failed", "completed"))
+    info = src.wait_migration(("cancelled", "failed", "completed"),
+                              TIMEOUT)
     run = src.qmp("query-status")
     tap.check(active["status"] == "active" and
               info["status"] == "cancelled" and run["status"] == "running",
@@ -121,7 +110,7 @@ def test_two_hosts(lab):
         src.wait_for_serial_line(r"READY migrate", TIMEOUT)
         dst.qmp("migrate-incoming", uri=f"tcp:{HOSTS['b']}:4444")
         src.qmp("migrate", uri=f"tcp:{HOSTS['b']}:4444")
-        info = wait_status(src, ("completed", "failed", "cancelled"))
+        info = src.wait_migration(timeout=TIMEOUT)
         if info["status"] == "completed":
             nkvm.wait_incoming_done(dst, time.monotonic() + TIMEOUT)
         tap.check(info["status"] == "completed",

@@ -11,7 +11,6 @@ Prints TAP lines; exits 1 if any check failed.
 SPDX-License-Identifier: GPL-2.0-or-later
 """
 
-import os
 import sys
 from pathlib import Path
 
@@ -33,14 +32,6 @@ NAMES = [
 
 def report(ok, name, detail=""):
     tap.check(ok, f"mirror: {name}", detail)
-
-
-def kvm_usable():
-    try:
-        os.close(os.open("/dev/kvm", os.O_RDWR))
-    except OSError:
-        return False
-    return True
 
 
 def comparable(models):
@@ -86,7 +77,7 @@ def run(smp):
 
 def main():
     for smp in (1, 4):
-        if kvm_usable():
+        if nkvm.kvm_usable():
             run(smp)
         else:
             for name in NAMES:

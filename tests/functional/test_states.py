@@ -69,14 +69,6 @@ CONTROL_NAME = ("nmi-held control: without the second NMI the guest "
                 "does not pass")
 
 
-def kvm_usable():
-    try:
-        os.close(os.open("/dev/kvm", os.O_RDWR))
-    except OSError:
-        return False
-    return True
-
-
 def stock_view(model):
     """One vCPU's model as the destination must see it.
 
@@ -412,7 +404,7 @@ def main():
           f"seed {args.seed}")
     if not nkvm.check_environment(tap):
         return tap.finish()
-    if args.accel != "tcg" and not kvm_usable():
+    if args.accel != "tcg" and not nkvm.kvm_usable():
         skip_all("no usable /dev/kvm")
         return tap.finish()
 

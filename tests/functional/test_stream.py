@@ -17,7 +17,6 @@ SPDX-License-Identifier: GPL-2.0-or-later
 """
 
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -35,30 +34,6 @@ def report(ok, name, detail=""):
     tap.check(ok, f"stream: {name}", detail)
 
 
-def wait_migration(vm, timeout=TIMEOUT):
-    deadline = time.monotonic() + timeout
-    while True:
-        info = vm.qmp("query-migrate")
-        if info.get("status") in ("completed", "failed", "cancelled"):
-            return info
-        if time.monotonic() >= deadline:
-            raise nkvm.NkvmTimeout(f"{vm.name}: migration still "
-                                   f"{info.get('status')}")
-        time.sleep(0.05)
-
-
-def save_guest(lab, path):
-    """Boot the migrate scenario, wait until it waits for its NMI, and
-    save it to PATH.  Returns the source VM (paused, postmigrate)."""
-    src = lab.vm("save", "migrate").launch()
-    src.wait_for_serial_line(r"READY migrate", TIMEOUT)
-    src.qmp("migrate", uri=f"file:{path}")
-    info = wait_migration(src)
-    if info.get("status") != "completed":
-        src.fail(f"save to file ended {info}")
-    return src
-
-
 def restore(lab, name, path):
     dst = lab.vm(name, "migrate", incoming="defer").launch()
     dst.qmp("migrate-incoming", uri=f"file:{path}")
@@ -67,7 +42,7 @@ def restore(lab, name, path):
 
 def test_file_roundtrip(lab, stream_path):
     dst = restore(lab, "restore", stream_path)
-    info = wait_migration(dst)
+    info = dst.wait_migration(timeout=TIMEOUT)
     dst.qmp("inject-nmi")
     status = dst.wait_exit(TIMEOUT)
     _, not_oks, _, verdict = nkvm.guest_result(dst.serial_lines())
@@ -158,7 +133,7 @@ def test_hostile_live(lab):
     proxy = ns.SplicingProxy(ns.subsection(bad), int(port))
     try:
         src.qmp("migrate", uri=f"tcp:{nkvm.LOOPBACK}:{proxy.port}")
-        info = wait_migration(src)
+        info = src.wait_migration(timeout=TIMEOUT)
         run = src.qmp("query-status")
         dst_status = dst.wait_exit(TIMEOUT, fatal=False)
         report(proxy.spliced and info.get("status") == "failed" and
@@ -195,7 +170,7 @@ def test_query_needs_nested_kvm(lab):
 def main():
     with nkvm.Lab("nkvm-stream-") as lab:
         stream_path = lab.dir / "saved.mig"
-        save_guest(lab, stream_path).kill()
+        nkvm.save_to_file(lab, stream_path, TIMEOUT).kill()
         stream = stream_path.read_bytes()
         test_file_roundtrip(lab, stream_path)
         test_crafted(lab, stream)

@@ -145,19 +145,6 @@ class BenchVM(nkvm.GuestVM):
         m = re.search(r"^VmHWM:\s+(\d+) kB", status, re.M)
         return int(m.group(1)) if m else None
 
-    def wait_status(self, wanted, timeout=MIG_TIMEOUT):
-        deadline = time.monotonic() + timeout
-        while True:
-            info = self.qmp("query-migrate")
-            if info.get("status") in wanted:
-                return info
-            if self.poll() is not None:
-                self.fail("exited during migration")
-            if time.monotonic() >= deadline:
-                raise nkvm.NkvmTimeout(f"{self.name}: migration still "
-                                       f"{info.get('status')}")
-            time.sleep(0.05)
-
 
 def end_sink(pidfile):
     """Kill the sleeper of SINK_CMD, whose pid it wrote itself."""
@@ -249,7 +236,8 @@ def bench_nested(lab, args):
             idle[b].append(src.rate(args.window))
             pidfile = lab.dir / f"sink-{b}-{i}.pid"
             src.qmp("migrate", uri="exec:" + SINK_CMD.format(pidfile=pidfile))
-            info = src.wait_status(("active", "failed", "completed"))
+            info = src.wait_migration(("active", "failed", "completed"),
+                                      MIG_TIMEOUT)
             if info["status"] != "active":
                 src.fail(f"migration {info['status']} instead of staying "
                          f"active: {info.get('error-desc', '')}")
@@ -257,7 +245,8 @@ def bench_nested(lab, args):
             still = src.qmp("query-migrate")["status"]
             src.qmp("migrate_cancel")
             end_sink(pidfile)
-            src.wait_status(("cancelled", "failed", "completed"))
+            src.wait_migration(("cancelled", "failed", "completed"),
+                               MIG_TIMEOUT)
             if still != "active":
                 src.fail(f"migration ended ({still}) inside the window; "
                          "see SINK_CMD")
@@ -348,7 +337,8 @@ def migrate_once(lab, build, smp, state, tag):
     path = lab.dir / f"mig-{tag}.stream"
     src.qmp("stop")
     src.qmp("migrate", uri=f"file:{path}")
-    if src.wait_status(("completed", "failed"))["status"] != "completed":
+    info = src.wait_migration(("completed", "failed"), MIG_TIMEOUT)
+    if info["status"] != "completed":
         src.fail("save to file failed")
     size, desc = stream_bytes(path)
     path.unlink()
