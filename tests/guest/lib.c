@@ -39,7 +39,7 @@ void idt_load(const IdtGate *idt, size_t entries)
         uint16_t limit;
         uint64_t base;
     } __attribute__((packed)) desc = {
-        entries * sizeof(*idt) - 1, (uint64_t)idt
+        sizeof(*idt) * entries - 1, (uint64_t)idt
     };
 
     asm volatile("lidt %0" : : "m"(desc));
