@@ -316,7 +316,8 @@ bool nested_kvm_observe_apply(X86CPU *cpu, NestedKVMMirror *m, GError **errp)
     bool complete;
     size_t n;
 
-    if (!m->observing) {
+    /* Outside guest mode nothing of L1's can be in flight. */
+    if (!m->observing || !m->model.guest_mode) {
         return true;
     }
     recs = g_new0(NestedTraceRecord, OBSERVE_MAX_RECORDS);
