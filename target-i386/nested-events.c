@@ -77,6 +77,30 @@ const NestedEventLevel *nested_event_current_level(const NestedEventState *st)
     return st->guest_mode ? &st->l2 : &st->l1;
 }
 
+/*
+ * Stock QEMU migrates the rest of the model through its own env fields,
+ * but not the origin of an injected event, nor a soft event's RIPs, nor
+ * the interrupt shadow: its kvm_put_vcpu_events() never sets
+ * KVM_VCPUEVENT_VALID_SHADOW, so a destination resumes a vCPU stopped
+ * between STI and HLT with interrupts open, takes the wake-up interrupt
+ * before the HLT and sleeps.
+ */
+static bool level_beyond_stock(const NestedEventLevel *lv)
+{
+    const NestedEvent *ev = &lv->injected;
+
+    if (ev->valid && (ev->origin == NESTED_ORIGIN_L1 ||
+                      nested_event_type_is_soft(ev->type))) {
+        return true;
+    }
+    return lv->interrupt_shadow != 0;
+}
+
+bool nested_event_beyond_stock(const NestedEventState *st)
+{
+    return level_beyond_stock(&st->l1) || level_beyond_stock(&st->l2);
+}
+
 /* ------------------------------------------------------------------ */
 /* Validation                                                         */
 /* ------------------------------------------------------------------ */

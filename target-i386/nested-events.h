@@ -140,6 +140,8 @@ bool nested_event_type_is_soft(uint8_t type);
 bool nested_vector_has_error_code(uint8_t vector);
 /* The level KVM's vCPU-wide queue currently belongs to. */
 const NestedEventLevel *nested_event_current_level(const NestedEventState *st);
+/* True when stock QEMU 10.0.13's own fields would lose part of @st. */
+bool nested_event_beyond_stock(const NestedEventState *st);
 
 /* ------------------------------------------------------------------ */
 /* Interruption-information words (SVM and VMX)                       */

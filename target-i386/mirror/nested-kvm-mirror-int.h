@@ -29,6 +29,12 @@ typedef struct NestedKVMMirror {
      */
     bool restore_pending;
     NestedRestorePlan plan;
+    /*
+     * Set by a restoring push for the KVM_SET_VCPU_EVENTS that follows
+     * it: the shadow has no env field for kvm_put_vcpu_events() to use.
+     */
+    bool put_shadow;
+    uint8_t shadow;
     /* vmcb12.control.next_rip at the last get (SVM guest mode) */
     uint64_t svm_next_rip;
     /* The in-flight observer, armed while a migration runs */
@@ -41,7 +47,6 @@ typedef struct NestedKVMMirror {
 
 NestedKVMMirror *nested_kvm_mirror_get(X86CPU *cpu);
 void nested_kvm_mirror_caps(X86CPU *cpu, NestedRestoreCaps *caps);
-bool nested_kvm_model_beyond_stock(const NestedEventState *st);
 void nested_kvm_observe_release(NestedKVMMirror *m);
 bool nested_kvm_observe_apply(X86CPU *cpu, NestedKVMMirror *m,
                               GError **errp);

@@ -73,26 +73,6 @@ void nested_kvm_mirror_caps(X86CPU *cpu, NestedRestoreCaps *caps)
     caps->nrips = env->features[FEAT_SVM] & CPUID_SVM_NRIPSAVE;
 }
 
-/*
- * Stock QEMU already migrates everything in the model except the origin
- * of an injected event and the soft-event fields; only those make the
- * subsection necessary.
- */
-bool nested_kvm_model_beyond_stock(const NestedEventState *st)
-{
-    const NestedEvent *levels[] = { &st->l1.injected, &st->l2.injected };
-
-    for (size_t i = 0; i < G_N_ELEMENTS(levels); i++) {
-        const NestedEvent *ev = levels[i];
-
-        if (ev->valid && (ev->origin == NESTED_ORIGIN_L1 ||
-                          nested_event_type_is_soft(ev->type))) {
-            return true;
-        }
-    }
-    return false;
-}
-
 void nested_kvm_mirror_vcpu_events(X86CPU *cpu,
                                    const struct kvm_vcpu_events *events)
 {
@@ -324,6 +304,8 @@ int nested_kvm_mirror_push(X86CPU *cpu, int level, Error **errp)
     }
     if (plan->set_vcpu_events) {
         nested_kvm_plan_to_env(env, &plan->events);
+        m->put_shadow = plan->events.flags & KVM_VCPUEVENT_VALID_SHADOW;
+        m->shadow = plan->events.interrupt.shadow;
     }
     ret = nested_kvm_apply_regs(cpu, plan, errp);
     if (ret == 0 && m->model.guest_mode &&
@@ -334,4 +316,17 @@ int nested_kvm_mirror_push(X86CPU *cpu, int level, Error **errp)
         m->restore_pending = false;
     }
     return ret;
+}
+
+void nested_kvm_mirror_put_events(X86CPU *cpu, struct kvm_vcpu_events *events)
+{
+    NestedKVMMirror *m = cpu->env.nested_kvm;
+
+    if (!nested_kvm_enabled() || !m || !m->put_shadow) {
+        return;
+    }
+    events->flags |= KVM_VCPUEVENT_VALID_SHADOW;
+    events->interrupt.shadow = m->shadow;
+    m->put_shadow = false;
+    trace_nested_kvm_mirror_put_shadow(CPU(cpu)->cpu_index, m->shadow);
 }

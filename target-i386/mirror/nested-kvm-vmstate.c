@@ -122,7 +122,7 @@ static bool nested_events_needed(void *opaque)
         return false;
     }
     /* An unmirrored vCPU must reach pre_save, which fails the migration. */
-    needed = m->error || nested_kvm_model_beyond_stock(&m->model);
+    needed = m->error || nested_event_beyond_stock(&m->model);
     trace_nested_kvm_vmstate_needed(CPU(cpu)->cpu_index, needed);
     return needed;
 }

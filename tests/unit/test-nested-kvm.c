@@ -191,6 +191,51 @@ static void test_ev_kvm_get_sample(void)
     roundtrip_events(&ev);
 }
 
+/*
+ * What stock QEMU 10.0.13 cannot carry, so that only then the subsection
+ * is sent.  interrupt.shadow: SVM's get reports VMCB int_state bit 0 as
+ * KVM_X86_SHADOW_INT_MOV_SS | KVM_X86_SHADOW_INT_STI, and stock's
+ * kvm_put_vcpu_events() never sets KVM_VCPUEVENT_VALID_SHADOW.
+ */
+static void test_ev_beyond_stock(void)
+{
+    struct kvm_vcpu_events ev = { .flags = KVM_VCPUEVENT_VALID_SHADOW };
+    NestedEventState st;
+
+    /* L0 #GP injected, NMI pending and masked: stock's env fields */
+    ev.exception.injected = 1;
+    ev.exception.nr = 13;
+    ev.exception.has_error_code = 1;
+    ev.exception.error_code = 0x18;
+    ev.nmi.pending = 1;
+    ev.nmi.masked = 1;
+    nested_event_state_init(&st, NESTED_VENDOR_SVM);
+    g_assert_true(nested_event_import_vcpu_events(&st, &ev, NULL));
+    g_assert_false(nested_event_beyond_stock(&st));
+
+    /* the same vCPU between STI and HLT */
+    ev.interrupt.shadow = KVM_X86_SHADOW_INT_MOV_SS | KVM_X86_SHADOW_INT_STI;
+    nested_event_state_init(&st, NESTED_VENDOR_SVM);
+    g_assert_true(nested_event_import_vcpu_events(&st, &ev, NULL));
+    g_assert_true(nested_event_beyond_stock(&st));
+
+    /* in guest mode the shadow is L2's */
+    nested_event_state_init(&st, NESTED_VENDOR_SVM);
+    st.guest_mode = true;
+    g_assert_true(nested_event_import_vcpu_events(&st, &ev, NULL));
+    g_assert_cmpuint(st.l2.interrupt_shadow, ==, 3);
+    g_assert_true(nested_event_beyond_stock(&st));
+
+    /* an L1-origin event (VMCB12 EVENTINJ) needs its origin carried */
+    nested_event_state_init(&st, NESTED_VENDOR_SVM);
+    st.l2.injected.valid = true;
+    st.l2.injected.type = NESTED_EVENT_NMI;
+    st.l2.injected.vector = 2;
+    g_assert_false(nested_event_beyond_stock(&st));
+    st.l2.injected.origin = NESTED_ORIGIN_L1;
+    g_assert_true(nested_event_beyond_stock(&st));
+}
+
 typedef struct FlagCase {
     const char *path;
     uint32_t flags;
@@ -736,6 +781,7 @@ int main(int argc, char **argv)
     g_test_add_func("/kvm/vcpu-events/interrupt-soft",
                     test_ev_soft_interrupt);
     g_test_add_func("/kvm/vcpu-events/two-injected", test_ev_two_injected);
+    g_test_add_func("/kvm/vcpu-events/beyond-stock", test_ev_beyond_stock);
     g_test_add_func("/kvm/nested-state/svm/fresh-vcpu", test_ns_svm_fresh);
     g_test_add_func("/kvm/nested-state/svm/cancelled-entry",
                     test_ns_svm_cancelled_entry);
