@@ -3,7 +3,10 @@
 The nested-kvm mirror on real KVM: x-query-nested-events and
 "info vcpu-events" report each vCPU, and a live migration between two
 nested-kvm processes keeps the reported model equal on both sides while
-the guest passes.  Needs a usable /dev/kvm (the lab); prints "# SKIP"
+the guest passes.  A stream whose cpu/nested-events subsection carries
+an interrupt shadow (spliced in by a proxy) must reach the destination's
+KVM: stock QEMU never writes kvm_vcpu_events.interrupt.shadow, so only
+the mirror's put hook can.  Needs a usable /dev/kvm (the lab); prints "# SKIP"
 lines elsewhere.
 
 Prints TAP lines; exits 1 if any check failed.
@@ -12,12 +15,14 @@ SPDX-License-Identifier: GPL-2.0-or-later
 """
 
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 # pylint: disable=wrong-import-position
 import nkvm  # noqa: E402
+import nested_stream as ns  # noqa: E402
 
 TIMEOUT = 120
 tap = nkvm.Tap()
@@ -75,6 +80,57 @@ def run(smp):
                nkvm.exit_status_name(status))
 
 
+def run_shadow():
+    """An interrupt shadow spliced into the stream of a vCPU held in its
+    NMI handler (spinning on COM1, so not halted: a halted vCPU cannot
+    be in a shadow) with a second NMI pending.  The spliced model keeps
+    that NMI state, as the source's own would.  KVM_X86_SHADOW_INT_MOV_SS
+    goes in; SVM keeps one shadow bit (VMCB int_state bit 0) and reports
+    MOV_SS | STI = 3, VMX keeps MOV SS blocking and reports 1."""
+    extra = ["-cpu", "host"]
+    with nkvm.Lab("nkvm-mirror-shadow-") as lab:
+        src = lab.vm("src", "events-nmi-held", accel="nested-kvm",
+                     extra_args=extra, serial_input=True).launch()
+        dst = lab.vm("dst", "events-nmi-held", accel="nested-kvm",
+                     incoming="defer", extra_args=extra + ["-S"],
+                     serial_input=True).launch()
+        src.wait_for_serial_line(r"READY nmi-held", TIMEOUT)
+        src.qmp("inject-nmi")
+        src.wait_for_serial_line(r"HELD nmi", TIMEOUT)
+        src.qmp("inject-nmi")
+        deadline = time.monotonic() + TIMEOUT
+        while src.qmp("x-query-nested-events")[0]["l1"]["nmi-pending"] != 1:
+            if time.monotonic() >= deadline:
+                raise nkvm.NkvmTimeout("the second NMI never became pending")
+            time.sleep(0.05)
+        dst.qmp("migrate-incoming", uri=f"tcp:{nkvm.LOOPBACK}:0")
+        port = dst.qmp("query-migrate")["socket-address"][0]["port"]
+        held = ns.level(nmi_pending=1, nmi_masked=True, interrupt_shadow=1)
+        proxy = ns.SplicingProxy(ns.subsection(ns.model(l1=held)), int(port))
+        try:
+            src.qmp("migrate", uri=f"tcp:{nkvm.LOOPBACK}:{proxy.port}")
+            info = src.wait_migration(timeout=TIMEOUT)
+            nkvm.wait_incoming_done(dst, time.monotonic() + TIMEOUT)
+            after = dst.qmp("x-query-nested-events")[0]
+        finally:
+            proxy.close()
+        want = 3 if after["vendor"] == "svm" else 1
+        report(proxy.spliced and info.get("status") == "completed" and
+               after["l1"]["interrupt-shadow"] == want and
+               after["l1"]["nmi-pending"] == 1 and
+               not after["restore-pending"],
+               "a migrated interrupt shadow reaches the destination's KVM",
+               f"spliced={proxy.spliced} migrate={info.get('status')} "
+               f"destination {after!r}")
+        dst.qmp("cont")
+        src.qmp("quit")
+        dst.serial_write(b"R")
+        status = dst.wait_exit(TIMEOUT, fatal=False)
+        report(status == nkvm.EXIT_PASS,
+               "the guest passes after the shadowed resume",
+               nkvm.exit_status_name(status))
+
+
 def main():
     for smp in (1, 4):
         if nkvm.kvm_usable():
@@ -82,6 +138,12 @@ def main():
         else:
             for name in NAMES:
                 tap.skip(f"mirror: {name} (smp {smp})", "no usable /dev/kvm")
+    if nkvm.kvm_usable():
+        run_shadow()
+    else:
+        for name in ("a migrated interrupt shadow reaches the destination's "
+                     "KVM", "the guest passes after the shadowed resume"):
+            tap.skip(f"mirror: {name}", "no usable /dev/kvm")
     return tap.finish()
 
 

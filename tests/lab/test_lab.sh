@@ -67,11 +67,11 @@ lab_kernel() {
         fi
     done < "$out"
     # in-l1.sh has 8 checks (2 torture), test_accel.py 8, test_smoke.py 10 per
-    # accelerator, test_mirror.py 10, test_compat.py 4,
+    # accelerator, test_mirror.py 12, test_compat.py 4,
     # test_event_migration.py 8 and test_states.py 20: fewer means
     # something crashed.
-    if [ "$seen" -lt 78 ]; then
-        tap "not ok" "lab $k: all 78 checks reported (got $seen, status $rc)"
+    if [ "$seen" -lt 80 ]; then
+        tap "not ok" "lab $k: all 80 checks reported (got $seen, status $rc)"
     fi
     rm -f "$out" "$out.err"
 }
