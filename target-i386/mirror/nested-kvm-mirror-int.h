@@ -31,10 +31,9 @@ typedef struct NestedKVMMirror {
     NestedRestorePlan plan;
     /*
      * Set by a restoring push for the KVM_SET_VCPU_EVENTS that follows
-     * it: the shadow has no env field for kvm_put_vcpu_events() to use.
+     * it: plan's shadow has no env field for kvm_put_vcpu_events() to use.
      */
     bool put_shadow;
-    uint8_t shadow;
     /* vmcb12.control.next_rip at the last get (SVM guest mode) */
     uint64_t svm_next_rip;
     /* The in-flight observer, armed while a migration runs */

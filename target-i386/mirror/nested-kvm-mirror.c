@@ -305,7 +305,6 @@ int nested_kvm_mirror_push(X86CPU *cpu, int level, Error **errp)
     if (plan->set_vcpu_events) {
         nested_kvm_plan_to_env(env, &plan->events);
         m->put_shadow = plan->events.flags & KVM_VCPUEVENT_VALID_SHADOW;
-        m->shadow = plan->events.interrupt.shadow;
     }
     ret = nested_kvm_apply_regs(cpu, plan, errp);
     if (ret == 0 && m->model.guest_mode &&
@@ -326,7 +325,8 @@ void nested_kvm_mirror_put_events(X86CPU *cpu, struct kvm_vcpu_events *events)
         return;
     }
     events->flags |= KVM_VCPUEVENT_VALID_SHADOW;
-    events->interrupt.shadow = m->shadow;
+    events->interrupt.shadow = m->plan.events.interrupt.shadow;
     m->put_shadow = false;
-    trace_nested_kvm_mirror_put_shadow(CPU(cpu)->cpu_index, m->shadow);
+    trace_nested_kvm_mirror_put_shadow(CPU(cpu)->cpu_index,
+                                       events->interrupt.shadow);
 }
