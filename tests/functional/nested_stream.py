@@ -93,6 +93,21 @@ def splice(stream, sub, instance=0):
     return stream[:footer] + sub + stream[footer:]
 
 
+def migrate_spliced(src, dst, sub, host="127.0.0.1"):
+    """Start a live migration of src to dst (launched with
+    incoming="defer") through a SplicingProxy that adds SUB.  Returns the
+    proxy; the caller closes it."""
+    dst.qmp("migrate-incoming", uri=f"tcp:{host}:0")
+    port = dst.qmp("query-migrate")["socket-address"][0]["port"]
+    proxy = SplicingProxy(sub, int(port))
+    try:
+        src.qmp("migrate", uri=f"tcp:{host}:{proxy.port}")
+    except BaseException:
+        proxy.close()
+        raise
+    return proxy
+
+
 class SplicingProxy:
     """A loopback TCP proxy that forwards a live migration stream and
     splices SUB into it once the cpu section has passed, so that a

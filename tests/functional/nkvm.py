@@ -512,6 +512,17 @@ def migrate(src, dst, timeout=60.0, poll_interval=0.05, progress=None):
         time.sleep(poll_interval)
 
 
+def poll(probe, want, timeout, interval=0.05):
+    """Call probe() until want(value) holds or timeout seconds pass;
+    return the last value, so that the caller judges a timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if want(value) or time.monotonic() >= deadline:
+            return value
+        time.sleep(interval)
+
+
 def save_to_file(lab, path, timeout=60.0):
     """Boot the migrate scenario, wait until it waits for its NMI, and
     save it to path.  Returns the source VM (paused, postmigrate)."""

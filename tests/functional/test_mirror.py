@@ -98,17 +98,15 @@ def run_shadow():
         src.qmp("inject-nmi")
         src.wait_for_serial_line(r"HELD nmi", TIMEOUT)
         src.qmp("inject-nmi")
-        deadline = time.monotonic() + TIMEOUT
-        while src.qmp("x-query-nested-events")[0]["l1"]["nmi-pending"] != 1:
-            if time.monotonic() >= deadline:
-                raise nkvm.NkvmTimeout("the second NMI never became pending")
-            time.sleep(0.05)
-        dst.qmp("migrate-incoming", uri=f"tcp:{nkvm.LOOPBACK}:0")
-        port = dst.qmp("query-migrate")["socket-address"][0]["port"]
+        l1 = nkvm.poll(lambda: src.qmp("x-query-nested-events")[0]["l1"],
+                       lambda l1: l1["nmi-pending"] == 1, TIMEOUT)
+        if l1["nmi-pending"] != 1:
+            raise nkvm.NkvmTimeout(f"the second NMI never became pending: "
+                                   f"{l1!r}")
         held = ns.level(nmi_pending=1, nmi_masked=True, interrupt_shadow=1)
-        proxy = ns.SplicingProxy(ns.subsection(ns.model(l1=held)), int(port))
+        proxy = ns.migrate_spliced(src, dst, ns.subsection(ns.model(l1=held)),
+                                   nkvm.LOOPBACK)
         try:
-            src.qmp("migrate", uri=f"tcp:{nkvm.LOOPBACK}:{proxy.port}")
             info = src.wait_migration(timeout=TIMEOUT)
             nkvm.wait_incoming_done(dst, time.monotonic() + TIMEOUT)
             after = dst.qmp("x-query-nested-events")[0]
@@ -132,13 +130,14 @@ def run_shadow():
 
 
 def main():
+    usable = nkvm.kvm_usable()
     for smp in (1, 4):
-        if nkvm.kvm_usable():
+        if usable:
             run(smp)
         else:
             for name in NAMES:
                 tap.skip(f"mirror: {name} (smp {smp})", "no usable /dev/kvm")
-    if nkvm.kvm_usable():
+    if usable:
         run_shadow()
     else:
         for name in ("a migrated interrupt shadow reaches the destination's "

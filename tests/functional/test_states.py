@@ -176,16 +176,6 @@ def guest_passed(vms, status):
                 f"{len(oks)} ok of plan {plan}, not ok: {not_oks}")
 
 
-def wait_model(run, vm, want, timeout):
-    """Poll the model until want(model) holds; return the last model."""
-    deadline = time.monotonic() + timeout
-    while True:
-        model = run.model(vm)
-        if want(model) or time.monotonic() >= deadline:
-            return model
-        time.sleep(0.05)
-
-
 def test_nmi_held(run, smp):
     label = f"nmi-held (smp {smp})"
     with nkvm.Lab("nkvm-states-") as lab:
@@ -205,9 +195,8 @@ def test_nmi_held(run, smp):
         # Let the second NMI reach the vCPU's state before the stop;
         # with a model, wait until it shows there.
         if run.has_model:
-            wait_model(run, src,
-                       lambda m: m[0]["l1"]["nmi-pending"] == 1,
-                       run.timeout)
+            nkvm.poll(lambda: run.model(src),
+                      lambda m: m[0]["l1"]["nmi-pending"] == 1, run.timeout)
         else:
             time.sleep(0.2)
 

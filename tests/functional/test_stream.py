@@ -125,14 +125,11 @@ def test_hostile_live(lab):
     caps = [{"capability": "return-path", "state": True}]
     src.qmp("migrate-set-capabilities", capabilities=caps)
     dst.qmp("migrate-set-capabilities", capabilities=caps)
-    dst.qmp("migrate-incoming", uri=f"tcp:{nkvm.LOOPBACK}:0")
-    port = dst.qmp("query-migrate")["socket-address"][0]["port"]
     bad = ns.model(guest_mode=True,
                    l2=ns.level(injected=ns.event(True, ns.NMI, 5,
                                                  ns.ORIGIN_L1)))
-    proxy = ns.SplicingProxy(ns.subsection(bad), int(port))
+    proxy = ns.migrate_spliced(src, dst, ns.subsection(bad), nkvm.LOOPBACK)
     try:
-        src.qmp("migrate", uri=f"tcp:{nkvm.LOOPBACK}:{proxy.port}")
         info = src.wait_migration(timeout=TIMEOUT)
         run = src.qmp("query-status")
         dst_status = dst.wait_exit(TIMEOUT, fatal=False)
