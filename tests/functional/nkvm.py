@@ -19,6 +19,8 @@ Environment:
 SPDX-License-Identifier: GPL-2.0-or-later
 """
 
+import hashlib
+import json
 import os
 import re
 import shutil
@@ -147,13 +149,107 @@ def check_environment(tap):
     return True
 
 
-def kvm_usable(device="/dev/kvm"):
-    """Whether this process can open the KVM device read-write."""
+KVM_PROBE_TIMEOUT = float(os.environ.get("NKVM_KVM_PROBE_TIMEOUT", 30))
+NESTED_PARAMS = ("/sys/module/kvm_amd/parameters/nested",
+                 "/sys/module/kvm_intel/parameters/nested")
+
+
+def kvm_nested_enabled():
+    """The nested= parameter of a loaded kvm_amd or kvm_intel is on."""
+    for path in NESTED_PARAMS:
+        try:
+            if Path(path).read_text().strip() in ("1", "Y"):
+                return True
+        except OSError:
+            pass
+    return False
+
+
+def _probe_cache_path(device):
+    """A per-boot cache file for the probe of DEVICE with this QEMU and
+    guest: the probe boots a guest, and every test file asks again."""
+    parts = [str(os.getuid()), device]
+    for path in ("/proc/sys/kernel/random/boot_id",):
+        try:
+            parts.append(Path(path).read_text().strip())
+        except OSError:
+            parts.append("-")
+    for path in (qemu_binary(), guest_image(), Path(device)):
+        st = os.stat(path)
+        parts.append(f"{path}:{st.st_rdev}:{st.st_size}:{st.st_mtime_ns}")
+    parts.append(",".join(sorted(m for m in ("kvm_amd", "kvm_intel",
+                                             "kvm_pvm")
+                                 if Path(f"/sys/module/{m}").exists())))
+    key = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"nkvm-kvm-probe-{key}.json"
+
+
+def _probe_failure(vm, what):
+    """WHAT went wrong in the probe VM, with QEMU's fate and its first
+    line of stderr (where an abort names its cause)."""
+    err = [line.strip() for line in vm.stderr_log().splitlines()
+           if line.strip()]
+    # A harmless CPUID warning may come first.
+    err.sort(key=lambda line: not re.search("error|assert|abort", line,
+                                            re.IGNORECASE))
+    return (f"the smoke guest under -accel kvm {what} "
+            f"({exit_status_name(vm.poll())})"
+            + (f": {err[0]}" if err else ""))
+
+
+def _probe_guest(device, timeout):
+    """Boot the smoke guest under -accel kvm on DEVICE: it must take
+    INT 0x80, INT3, INTO and #PF through its IDT and then the NMI that
+    QMP injects, and exit with PASS.  Returns None or why not."""
+    with Lab(prefix="nkvm-probe-") as lab:
+        vm = lab.vm("probe", "smoke", accel=f"kvm,device={device}")
+        try:
+            vm.launch()
+            if not vm.wait_for_serial_line(r"READY nmi", timeout,
+                                           fatal=False):
+                return _probe_failure(
+                    vm, f"did not reach READY nmi within {timeout:.0f} s, "
+                    "as on a KVM that cannot deliver a native guest's IDT "
+                    "events (PVM)")
+            vm.qmp("inject-nmi")
+            status = vm.wait_exit(timeout, fatal=False)
+        except NkvmError:
+            return _probe_failure(vm, "failed to start")
+        if status != EXIT_PASS:
+            return _probe_failure(vm, "did not PASS after the NMI")
+    return None
+
+
+def kvm_probe(device="/dev/kvm", nested=False, timeout=None):
+    """Whether DEVICE can run what a KVM test needs, as (usable, why).
+
+    Opening the device proves nothing: a PVM-based KVM opens, then
+    aborts QEMU at vCPU set-up or never delivers the guest's IDT events.
+    So the probe boots the smoke guest on it and requires a PASS.  With
+    NESTED, a loaded kvm_amd or kvm_intel must also have nested on.  The
+    verdict is cached per boot, device, QEMU and guest image
+    (NKVM_KVM_PROBE_CACHE=0 turns the cache off)."""
     try:
         os.close(os.open(device, os.O_RDWR))
-    except OSError:
-        return False
-    return True
+    except OSError as exc:
+        return False, f"{device}: {exc.strerror}"
+    if nested and not kvm_nested_enabled():
+        return False, ("no kvm_amd or kvm_intel with nested=1 "
+                       f"({', '.join(NESTED_PARAMS)})")
+    cache = _probe_cache_path(device)
+    use_cache = os.environ.get("NKVM_KVM_PROBE_CACHE", "1") != "0"
+    if use_cache:
+        try:
+            why = json.loads(cache.read_text())["why"]
+            return why is None, why or ""
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    why = _probe_guest(device, timeout or KVM_PROBE_TIMEOUT)
+    if use_cache:
+        tmp = cache.with_suffix(f".{os.getpid()}")
+        tmp.write_text(json.dumps({"device": device, "why": why}))
+        tmp.replace(cache)
+    return why is None, why or ""
 
 
 class Lab:

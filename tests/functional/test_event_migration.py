@@ -51,11 +51,10 @@ def lab_ready():
     """Why the KVM checks cannot run here, or None."""
     if os.geteuid() != 0:
         return "needs root, to take the privilege away from QEMU"
-    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
-        return "no usable /dev/kvm"
     if not Path("/sys/module/kvm_amd/parameters/nested").exists():
         return "no kvm_amd: the observer is for nested SVM (the lab)"
-    return None
+    usable, why = nkvm.kvm_probe(nested=True)
+    return None if usable else f"no usable /dev/kvm: {why}"
 
 
 def unprivileged():

@@ -130,19 +130,20 @@ def run_shadow():
 
 
 def main():
-    usable = nkvm.kvm_usable()
+    usable, why = nkvm.kvm_probe()
+    why = f"no usable /dev/kvm: {why}"
     for smp in (1, 4):
         if usable:
             run(smp)
         else:
             for name in NAMES:
-                tap.skip(f"mirror: {name} (smp {smp})", "no usable /dev/kvm")
+                tap.skip(f"mirror: {name} (smp {smp})", why)
     if usable:
         run_shadow()
     else:
         for name in ("a migrated interrupt shadow reaches the destination's "
                      "KVM", "the guest passes after the shadowed resume"):
-            tap.skip(f"mirror: {name}", "no usable /dev/kvm")
+            tap.skip(f"mirror: {name}", why)
     return tap.finish()
 
 

@@ -393,9 +393,11 @@ def main():
           f"seed {args.seed}")
     if not nkvm.check_environment(tap):
         return tap.finish()
-    if args.accel != "tcg" and not nkvm.kvm_usable():
-        skip_all("no usable /dev/kvm")
-        return tap.finish()
+    if args.accel != "tcg":
+        usable, why = nkvm.kvm_probe()
+        if not usable:
+            skip_all(f"no usable /dev/kvm: {why}")
+            return tap.finish()
 
     run = Run(args)
     hits = collections.Counter()

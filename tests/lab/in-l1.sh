@@ -30,6 +30,9 @@ check "kvm_amd is loaded with nested=1" \
 check "kvm_amd is loaded with nrips=1" \
     grep -qxE '1|Y' "$params/nrips"
 check "/dev/kvm is present" test -c /dev/kvm
+# The probe that decides whether KVM tests run must say yes here, or every
+# KVM test below would skip instead of running.
+timeout 200 /usr/bin/python3 "$top/tests/functional/test_kvm_probe.py"
 
 accel=$(timeout 120 "$qemu" -accel help 2>&1)
 while IFS= read -r line; do echo "#   $line"; done <<<"$accel"
