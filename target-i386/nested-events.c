@@ -432,6 +432,29 @@ GPtrArray *nested_event_check(const NestedEventState *st)
     return ck.problems;
 }
 
+bool nested_event_validate_received(const NestedEventState *st,
+                                    bool base_guest_mode, GError **errp)
+{
+    if (!nested_event_validate(st, errp)) {
+        return false;
+    }
+    if (st->guest_mode != base_guest_mode) {
+        g_set_error(errp, NESTED_EVENT_ERROR, NESTED_EVENT_ERROR_INCONSISTENT,
+                    "guest_mode=%u: the CPU state in the same stream is %s "
+                    "guest mode", st->guest_mode,
+                    base_guest_mode ? "in" : "not in");
+        return false;
+    }
+    if (!nested_event_beyond_stock(st)) {
+        g_set_error(errp, NESTED_EVENT_ERROR, NESTED_EVENT_ERROR_INCONSISTENT,
+                    "l1/l2.injected, l1/l2.interrupt_shadow: nothing in "
+                    "flight that stock QEMU cannot carry (no L1-origin or "
+                    "soft event, no shadow), so no sender sends this");
+        return false;
+    }
+    return true;
+}
+
 bool nested_event_validate(const NestedEventState *st, GError **errp)
 {
     g_autoptr(GPtrArray) problems = nested_event_check(st);

@@ -350,6 +350,14 @@ bool nested_event_import_nested_state(NestedEventState *st,
 GPtrArray *nested_event_check(const NestedEventState *st);
 /* Same rules; the first problem goes to errp (INCONSISTENT). */
 bool nested_event_validate(const NestedEventState *st, GError **errp);
+/*
+ * A model that arrived in a migration stream, against the CPU state
+ * that came with it: BASE_GUEST_MODE is whether that state has the vCPU
+ * in guest mode.  A sender carries the model only when it holds
+ * something stock QEMU cannot, so an idle one is refused too.
+ */
+bool nested_event_validate_received(const NestedEventState *st,
+                                    bool base_guest_mode, GError **errp);
 
 /* ------------------------------------------------------------------ */
 /* Restore planning                                                   */

@@ -174,7 +174,9 @@ static int nested_events_post_load(void *opaque, int version_id)
     NestedRestoreCaps caps;
     g_autoptr(GError) err = NULL;
 
-    if (!nested_event_validate(&m->model, &err)) {
+    if (!nested_event_validate_received(&m->model,
+                                        cpu->env.hflags & HF_GUEST_MASK,
+                                        &err)) {
         return nested_events_refuse(cpu, err->message);
     }
     if (!nested_kvm_enabled()) {

@@ -26,32 +26,90 @@ ORIGIN_L0, ORIGIN_L1 = 0, 1
 VENDOR_SVM = 1
 
 
+# The wire layout, field by field: (path in the model, struct format).
+# A path is also how the destination's error names the field.
+EVENT_FIELDS = (("valid", "?"), ("type", "B"), ("vector", "B"),
+                ("origin", "B"), ("has_error_code", "?"),
+                ("error_code", "I"), ("insn_len", "B"), ("old_rip", "Q"),
+                ("next_rip", "Q"), ("cs_base", "Q"))
+EXCEPTION_FIELDS = (("pending", "?"), ("vector", "B"),
+                    ("has_error_code", "?"), ("error_code", "I"),
+                    ("has_payload", "?"), ("payload", "Q"))
+LEVEL_TAIL_FIELDS = (("nmi_pending", "B"), ("nmi_masked", "?"),
+                     ("interrupt_shadow", "B"))
+HEAD_FIELDS = (("vendor", "B"), ("guest_mode", "?"),
+               ("nested_run_pending", "?"), ("gif", "?"),
+               ("triple_fault_pending", "?"), ("sipi_vector_valid", "?"),
+               ("sipi_vector", "I"), ("smi.smm", "?"), ("smi.pending", "?"),
+               ("smi.smm_inside_nmi", "?"), ("smi.latched_init", "?"))
+# The VMState description that loads each part, for QEMU's
+# "Failed to load <vmsd>:<field>".
+VMSD_EVENT = "cpu/nested-events/event"
+VMSD_EXCEPTION = "cpu/nested-events/exception"
+VMSD_LEVEL = "cpu/nested-events/level"
+VMSD_STATE = "cpu/nested-events/state"
+
+
+def _level_fields(prefix):
+    return ([(f"{prefix}.injected.{n}", f, VMSD_EVENT, n)
+             for n, f in EVENT_FIELDS] +
+            [(f"{prefix}.exception.{n}", f, VMSD_EXCEPTION, n)
+             for n, f in EXCEPTION_FIELDS] +
+            [(f"{prefix}.{n}", f, VMSD_LEVEL, n)
+             for n, f in LEVEL_TAIL_FIELDS])
+
+
+# (path, format, vmsd, VMState field name), in stream order.
+MODEL_FIELDS = tuple([(n, f, VMSD_STATE, n) for n, f in HEAD_FIELDS] +
+                     _level_fields("l1") + _level_fields("l2"))
+MODEL_DEFAULTS = {"vendor": 1, "gif": True}
+
+
+def encode(values):
+    """The payload for a model given as {path: value}; paths not named
+    take MODEL_DEFAULTS or 0."""
+    unknown = set(values) - {path for path, _, _, _ in MODEL_FIELDS}
+    if unknown:
+        raise KeyError(f"no such field: {sorted(unknown)}")
+    return b"".join(struct.pack(">" + fmt,
+                                values.get(path, MODEL_DEFAULTS.get(path, 0)))
+                    for path, fmt, _, _ in MODEL_FIELDS)
+
+
 def event(valid=False, type_=0, vector=0, origin=ORIGIN_L0,
           has_error_code=False, error_code=0, insn_len=0,
           old_rip=0, next_rip=0, cs_base=0):
-    return struct.pack(">?BBB?IBQQQ", valid, type_, vector, origin,
-                       has_error_code, error_code, insn_len,
-                       old_rip, next_rip, cs_base)
+    return struct.pack(">" + "".join(f for _, f in EVENT_FIELDS),
+                       valid, type_, vector, origin, has_error_code,
+                       error_code, insn_len, old_rip, next_rip, cs_base)
 
 
 def pending_exception(pending=False, vector=0, has_error_code=False,
                       error_code=0, has_payload=False, payload=0):
-    return struct.pack(">?B?I?Q", pending, vector, has_error_code,
-                       error_code, has_payload, payload)
+    return struct.pack(">" + "".join(f for _, f in EXCEPTION_FIELDS),
+                       pending, vector, has_error_code, error_code,
+                       has_payload, payload)
 
 
 def level(injected=None, exception=None, nmi_pending=0, nmi_masked=False,
           interrupt_shadow=0):
     return (injected or event()) + (exception or pending_exception()) + \
-        struct.pack(">B?B", nmi_pending, nmi_masked, interrupt_shadow)
+        struct.pack(">" + "".join(f for _, f in LEVEL_TAIL_FIELDS),
+                    nmi_pending, nmi_masked, interrupt_shadow)
 
 
 def model(vendor=VENDOR_SVM, guest_mode=False, nested_run_pending=False,
           gif=True, triple_fault_pending=False, l1=None, l2=None):
-    head = struct.pack(">B?????I????", vendor, guest_mode,
-                       nested_run_pending, gif, triple_fault_pending,
-                       False, 0, False, False, False, False)
+    head = struct.pack(">" + "".join(f for _, f in HEAD_FIELDS), vendor,
+                       guest_mode, nested_run_pending, gif,
+                       triple_fault_pending, False, 0, False, False, False,
+                       False)
     return head + (l1 or level()) + (l2 or level())
+
+
+def subsection_header_len(name=SUBSECTION_NAME):
+    """Bytes before the payload: type, name length, name, version."""
+    return 2 + len(name) + 4
 
 
 def subsection(payload, version=SUBSECTION_VERSION, name=SUBSECTION_NAME):

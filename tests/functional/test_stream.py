@@ -77,9 +77,14 @@ CRAFTED = [
                                             has_error_code=True,
                                             error_code=1))),
      "l2.injected.has_error_code=1"),
-    ("valid in-flight L1 NMI on a TCG destination",
+    ("valid in-flight L1 NMI while the CPU state is not in guest mode",
      ns.model(guest_mode=True,
               l2=ns.level(injected=ns.event(True, ns.NMI, 2, ns.ORIGIN_L1))),
+     "guest_mode=1: the CPU state in the same stream is not in guest mode"),
+    ("valid in-flight soft INT on a TCG destination",
+     ns.model(l1=ns.level(injected=ns.event(True, ns.SOFT_INTR, 0x80,
+                                            insn_len=2, old_rip=0x1000,
+                                            next_rip=0x1002))),
      "only -accel nested-kvm can restore"),
 ]
 

@@ -390,6 +390,42 @@ static void test_all_reported(void)
                     "l1.interrupt_shadow=0x4: reserved bits 0x4");
 }
 
+/*
+ * A received model is judged against the CPU state of its stream too:
+ * hflags' HF_GUEST_MASK travels in the cpu section itself.
+ */
+static void test_received(void)
+{
+    NestedEventState st;
+    GError *err = NULL;
+
+    nested_event_state_init(&st, NESTED_VENDOR_SVM);
+    st.guest_mode = true;
+    st.l2.injected = (NestedEvent) {
+        .valid = true, .type = NESTED_EVENT_NMI, .vector = 2,
+        .origin = NESTED_ORIGIN_L1,
+    };
+    g_assert_true(nested_event_validate_received(&st, true, NULL));
+
+    g_assert_false(nested_event_validate_received(&st, false, &err));
+    g_assert_cmpstr(err->message, ==, "guest_mode=1: the CPU state in the "
+                    "same stream is not in guest mode");
+    g_clear_error(&err);
+
+    /* An L0-origin NMI is what stock QEMU migrates by itself. */
+    st.l2.injected.origin = NESTED_ORIGIN_L0;
+    g_assert_false(nested_event_validate_received(&st, true, &err));
+    g_assert_nonnull(strstr(err->message, "nothing in flight"));
+    g_clear_error(&err);
+
+    /* Validation of the model itself still comes first. */
+    st.l2.injected.vector = 5;
+    g_assert_false(nested_event_validate_received(&st, false, &err));
+    g_assert_cmpstr(err->message, ==,
+                    "l2.injected.vector=5: NMI must use vector 2");
+    g_clear_error(&err);
+}
+
 int main(int argc, char **argv)
 {
     size_t i;
@@ -399,5 +435,6 @@ int main(int argc, char **argv)
         g_test_add_data_func(rules[i].path, &rules[i], test_rule);
     }
     g_test_add_func("/validate/all-reported", test_all_reported);
+    g_test_add_func("/validate/received", test_received);
     return g_test_run();
 }
