@@ -50,3 +50,11 @@ checkpatch: fork
 
 clean:
 	rm -rf build/standalone build/qemu-build build/fuzz build/check-logs build/lab/runs
+
+# 200 migration failures (10 per round: 3 phases x 3 ways, and a refused
+# stream), each followed by checks that the source runs on, idle; then a
+# retry that must complete (docs/results.rst).  ACCEL=nested-kvm in the lab.
+.PHONY: failure-loop
+failure-loop: fork standalone
+	/usr/bin/python3 tests/functional/test_failure_phases.py \
+	    --accel $${ACCEL:-tcg} --rounds $${FAILURE_ROUNDS:-20}

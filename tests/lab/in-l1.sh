@@ -87,6 +87,10 @@ demo() {
 }
 check "the test guest live-migrates between nested-kvm processes and passes" demo
 py_test test_mirror.py "$top/tests/functional/test_mirror.py"
+# A migration broken at setup, live and device phases (destination killed,
+# source cancelled, link cut, stream refused): the source runs on, idle.
+py_test "test_failure_phases.py --accel nested-kvm" \
+    "$top/tests/functional/test_failure_phases.py" --accel nested-kvm
 py_test "test_compat.py --accel nested-kvm --cpu host" \
     "$top/tests/functional/test_compat.py" --accel nested-kvm --cpu host
 # event-migration=strict|best-effort, with the observer's privilege
