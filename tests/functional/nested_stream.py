@@ -11,7 +11,9 @@ footers is QEMU's migration/savevm.c.
 SPDX-License-Identifier: GPL-2.0-or-later
 """
 
+import socket
 import struct
+import threading
 
 QEMU_VM_SECTION_FULL = 0x04
 QEMU_VM_SUBSECTION = 0x05
@@ -245,3 +247,158 @@ class SplicingProxy:
     def close(self):
         self.listener.close()
         self.thread.join(5)
+
+
+def cpu_section_start(buf):
+    """Offset of the first cpu section's header in BUF, or -1."""
+    needle = bytes([3]) + b"cpu" + struct.pack(">I", 0)
+    pos = buf.find(needle)
+    while pos >= 0:
+        if pos >= 5 and buf[pos - 5] == QEMU_VM_SECTION_FULL:
+            return pos - 5
+        pos = buf.find(needle, pos + 1)
+    return -1
+
+
+# Where HoldingProxy holds a stream: nothing delivered yet; the RAM
+# iteration under way (LIVE_BYTES delivered); RAM done and the source
+# stopped, right before the cpu section.  And how a test then breaks it.
+PHASES = ("setup", "live", "device")
+ACTIONS = ("kill-dst", "cancel", "cut")
+LIVE_BYTES = 1 << 20
+LOOPBACK = "127.0.0.1"
+
+
+class HoldingProxy:
+    """Forward a migration stream to TARGET_PORT on loopback, but only up
+    to the point PHASE names; then hold it until cut() or close()."""
+
+    def __init__(self, target_port, phase):
+        self.target_port = target_port
+        self.phase = phase
+        self.listener = socket.socket()
+        self.listener.bind((LOOPBACK, 0))
+        self.listener.listen(1)
+        self.listener.settimeout(60)
+        self.port = self.listener.getsockname()[1]
+        self.held = threading.Event()
+        self.socks = []
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _limit(self, buf, forwarded):
+        """How many more bytes of BUF may pass, or None for all."""
+        if self.phase == "setup":
+            return 0
+        if self.phase == "live":
+            return max(0, LIVE_BYTES - forwarded)
+        # Keep a few bytes back so a header split across reads is seen.
+        start = cpu_section_start(buf)
+        return start if start >= 0 else max(0, len(buf) - 16)
+
+    def _run(self):
+        try:
+            client, _ = self.listener.accept()
+            server = socket.create_connection((LOOPBACK,
+                                               self.target_port), 60)
+        except OSError:
+            return
+        self.socks = [client, server]
+        back = threading.Thread(target=self._pump, args=(server, client),
+                                daemon=True)
+        back.start()
+        buf = b""
+        forwarded = 0
+        try:
+            while True:
+                if self._limit(buf, forwarded) == 0 and (
+                        self.phase != "device" or
+                        cpu_section_start(buf) >= 0):
+                    self.held.set()
+                    return
+                data = client.recv(65536)
+                if not data:
+                    return
+                buf += data
+                n = self._limit(buf, forwarded)
+                server.sendall(buf[:n])
+                forwarded += n
+                buf = buf[n:]
+        except OSError:
+            return
+
+    @staticmethod
+    def _pump(src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+
+    def cut(self):
+        """Reset both connections, as a link that goes away would."""
+        for s in self.socks:
+            try:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                             struct.pack("ii", 1, 0))
+                s.close()
+            except OSError:
+                pass
+
+    def close(self):
+        self.listener.close()
+        for s in self.socks:
+            try:
+                s.close()
+            except OSError:
+                pass
+        self.thread.join(5)
+
+
+def break_migration(src, dst, phase, action, timeout=60.0):
+    """Migrate SRC to DST (launched with incoming="defer") through a
+    HoldingProxy; once the stream is held at PHASE, break it by ACTION.
+    Returns (the source's run state while held, or None if the stream
+    was never held, and its final query-migrate status)."""
+    dst.qmp("migrate-incoming", uri=f"tcp:{LOOPBACK}:0")
+    port = dst.qmp("query-migrate")["socket-address"][0]["port"]
+    proxy = HoldingProxy(int(port), phase)
+    try:
+        if phase == "live":
+            # Slow enough that RAM is still streaming when held.
+            src.qmp("migrate-set-parameters", **{"max-bandwidth": 8 << 20})
+        src.qmp("migrate", uri=f"tcp:{LOOPBACK}:{proxy.port}")
+        if not proxy.held.wait(timeout):
+            src.qmp("migrate_cancel")
+            return None, src.wait_migration(timeout=timeout)["status"]
+        held = src.qmp("query-status")["status"]
+        if action == "kill-dst":
+            dst.kill()
+            proxy.cut()
+        elif action == "cancel":
+            src.qmp("migrate_cancel")
+        else:
+            proxy.cut()
+        return held, src.wait_migration(timeout=timeout)["status"]
+    finally:
+        proxy.close()
+        dst.kill()
+        src.qmp("migrate-set-parameters", **{"max-bandwidth": 1 << 40})
+
+
+def broken_as_expected(phase, action, held, status):
+    """Why a break_migration() result is wrong, or None."""
+    want = "finish-migrate" if phase == "device" else "running"
+    # A cancel while the stream is stuck in a socket write can end
+    # "failed": the return-path thread sees the socket shut and records
+    # an error before the clean-up reads CANCELLING.
+    expect = ("cancelled", "failed") if action == "cancel" else ("failed",)
+    if held is None:
+        return f"the stream was never held at {phase} (migrate={status})"
+    if held != want or status not in expect:
+        return (f"source {held} while held (want {want}); migrate={status} "
+                f"(want {' or '.join(expect)})")
+    return None

@@ -608,6 +608,34 @@ def migrate(src, dst, timeout=60.0, poll_interval=0.05, progress=None):
         time.sleep(poll_interval)
 
 
+def open_fds(vm):
+    """How many file descriptors VM's QEMU has open."""
+    return len(os.listdir(f"/proc/{vm.proc.pid}/fd"))
+
+
+def source_idle(vm, idle_fds, has_model, timeout=10.0):
+    """Why VM, the source of a migration that failed, is not back to its
+    idle state (running, IDLE_FDS open, and with HAS_MODEL no restore
+    plan pending), or None.  The migration's clean-up is asynchronous,
+    so this waits up to TIMEOUT for it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        why = []
+        run = vm.qmp("query-status")["status"]
+        if run != "running":
+            why.append(f"source {run}")
+        fds = open_fds(vm)
+        if fds != idle_fds:
+            why.append(f"{fds} fds open, {idle_fds} when idle")
+        if has_model:
+            why += [f"vCPU {cpu.get('cpu-index')}: restore plan pending"
+                    for cpu in vm.qmp("x-query-nested-events")
+                    if cpu.get("restore-pending")]
+        if not why or time.monotonic() >= deadline:
+            return "; ".join(why) or None
+        time.sleep(0.1)
+
+
 def poll(probe, want, timeout, interval=0.05):
     """Call probe() until want(value) holds or timeout seconds pass;
     return the last value, so that the caller judges a timeout."""
