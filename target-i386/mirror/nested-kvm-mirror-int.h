@@ -11,10 +11,36 @@
 #include "../nested-events.h"
 #include "../nested-window.h"
 
+/*
+ * The env fields that kvm_put_vcpu_events() writes from, as the last get
+ * left them; compared whole, so fill it with memset first.
+ */
+typedef struct NestedKVMEnvEvents {
+    uint64_t exception_payload;
+    int32_t exception_nr;
+    int32_t interrupt_injected;
+    uint32_t error_code;
+    uint32_t hflags_smm;
+    uint32_t hflags2_nmi;
+    uint32_t interrupt_request;
+    uint32_t sipi_vector;
+    uint8_t exception_pending;
+    uint8_t exception_injected;
+    uint8_t exception_has_payload;
+    uint8_t has_error_code;
+    uint8_t soft_interrupt;
+    uint8_t nmi_injected;
+    uint8_t nmi_pending;
+    uint8_t triple_fault_pending;
+} NestedKVMEnvEvents;
+
 typedef struct NestedKVMMirror {
     /* What KVM reported at the last get; valid once have_events is set */
     struct kvm_vcpu_events events;
     bool have_events;
+    /* env's event fields after that get, until the put that follows */
+    NestedKVMEnvEvents synced;
+    bool have_synced;
     /* The model built from events, the nested state and the registers */
     NestedEventState model;
     /*

@@ -118,6 +118,30 @@ static bool nested_kvm_build_model(X86CPU *cpu, NestedKVMMirror *m,
     return nested_event_import_vcpu_events(&m->model, &m->events, errp);
 }
 
+static void nested_kvm_env_events(X86CPU *cpu, NestedKVMEnvEvents *e)
+{
+    CPUX86State *env = &cpu->env;
+
+    memset(e, 0, sizeof(*e));
+    e->exception_payload = env->exception_payload;
+    e->exception_nr = env->exception_nr;
+    e->interrupt_injected = env->interrupt_injected;
+    e->error_code = env->error_code;
+    e->hflags_smm = env->hflags & HF_SMM_MASK;
+    e->hflags2_nmi = env->hflags2 & (HF2_NMI_MASK | HF2_SMM_INSIDE_NMI_MASK);
+    e->interrupt_request = CPU(cpu)->interrupt_request &
+                           (CPU_INTERRUPT_SMI | CPU_INTERRUPT_INIT);
+    e->sipi_vector = env->sipi_vector;
+    e->exception_pending = env->exception_pending;
+    e->exception_injected = env->exception_injected;
+    e->exception_has_payload = env->exception_has_payload;
+    e->has_error_code = env->has_error_code;
+    e->soft_interrupt = env->soft_interrupt;
+    e->nmi_injected = env->nmi_injected;
+    e->nmi_pending = env->nmi_pending;
+    e->triple_fault_pending = env->triple_fault_pending;
+}
+
 void nested_kvm_mirror_pull(X86CPU *cpu)
 {
     NestedKVMMirror *m;
@@ -128,6 +152,8 @@ void nested_kvm_mirror_pull(X86CPU *cpu)
         return;
     }
     m = nested_kvm_mirror_get(cpu);
+    nested_kvm_env_events(cpu, &m->synced);
+    m->have_synced = true;
     g_clear_pointer(&m->error, g_free);
     if (nested_kvm_build_model(cpu, m, &err) &&
         !nested_kvm_observe_apply(cpu, m, &err) &&
@@ -315,6 +341,38 @@ int nested_kvm_mirror_push(X86CPU *cpu, int level, Error **errp)
         m->restore_pending = false;
     }
     return ret;
+}
+
+/*
+ * Every cpu_synchronize_state() on a running vCPU (a QMP query, a
+ * migration that then fails and resumes the source) ends in a put at
+ * the runtime level of what KVM_GET_VCPU_EVENTS reported, and that
+ * cannot express a soft event KVM is re-injecting: a soft exception
+ * reads back as none, a soft interrupt as a hardware one.  Writing it
+ * back drops or retypes the event.  The vCPU has not run since that
+ * get, so when QEMU changed none of the fields the put writes from,
+ * KVM's own state is still exact and is kept.
+ */
+bool nested_kvm_mirror_keep_events(X86CPU *cpu, int level)
+{
+    NestedKVMMirror *m = cpu->env.nested_kvm;
+    NestedKVMEnvEvents now;
+    bool synced;
+
+    if (!nested_kvm_enabled() || !m) {
+        return false;
+    }
+    synced = m->have_synced;
+    m->have_synced = false;
+    if (!synced || level != KVM_PUT_RUNTIME_STATE || m->restore_pending) {
+        return false;
+    }
+    nested_kvm_env_events(cpu, &now);
+    if (memcmp(&now, &m->synced, sizeof(now))) {
+        return false;
+    }
+    trace_nested_kvm_mirror_keep_events(CPU(cpu)->cpu_index);
+    return true;
 }
 
 void nested_kvm_mirror_put_events(X86CPU *cpu, struct kvm_vcpu_events *events)

@@ -21,6 +21,7 @@ void nested_kvm_mirror_pull(X86CPU *cpu);
 int nested_kvm_mirror_push(X86CPU *cpu, int level, Error **errp);
 void nested_kvm_mirror_put_events(X86CPU *cpu,
                                   struct kvm_vcpu_events *events);
+bool nested_kvm_mirror_keep_events(X86CPU *cpu, int level);
 void nested_kvm_mirror_free(X86CPU *cpu);
 
 /* The "cpu/nested-events" subsection of vmstate_x86_cpu. */
