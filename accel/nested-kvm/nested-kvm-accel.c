@@ -20,6 +20,7 @@
 
 bool nested_kvm_allowed;
 NestedKVMEventMigration nested_kvm_event_migration;
+uint32_t nested_kvm_unknown_verdicts;
 
 static const char *const event_migration_names[] = {
     [NESTED_KVM_EVENT_MIGRATION_STRICT] = "strict",
@@ -83,6 +84,12 @@ static void nested_kvm_accel_class_init(ObjectClass *oc, void *data)
         "strict (default): fail a migration that could lose an event L1 "
         "is injecting into L2; best-effort: warn and migrate as stock "
         "QEMU does");
+    object_class_property_add_uint32_ptr(oc, "x-unknown-verdicts",
+                                         &nested_kvm_unknown_verdicts,
+                                         OBJ_PROP_FLAG_READWRITE);
+    object_class_property_set_description(oc, "x-unknown-verdicts",
+        "for tests: call the in-flight observer's first N verdicts "
+        "unknown");
 }
 
 static const TypeInfo nested_kvm_accel_type = {

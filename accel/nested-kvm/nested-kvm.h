@@ -30,6 +30,13 @@ typedef enum NestedKVMEventMigration {
 
 extern NestedKVMEventMigration nested_kvm_event_migration;
 
+/*
+ * -accel nested-kvm,x-unknown-verdicts=N, for tests only: the observer
+ * calls its first N verdicts on a vCPU in guest mode unknown, so that a
+ * strict migration is refused at the final stop on purpose.
+ */
+extern uint32_t nested_kvm_unknown_verdicts;
+
 /* The target's mirror: start watching migrations. */
 void nested_kvm_observe_init(void);
 

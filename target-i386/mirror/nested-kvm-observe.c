@@ -322,6 +322,10 @@ bool nested_kvm_observe_apply(X86CPU *cpu, NestedKVMMirror *m, GError **errp)
     }
     recs = g_new0(NestedTraceRecord, OBSERVE_MAX_RECORDS);
     n = observe_read(m, recs, &complete, &local);
+    if (!local && nested_kvm_unknown_verdicts) {
+        nested_kvm_unknown_verdicts--;
+        error_setg(&local, "verdict forced unknown (x-unknown-verdicts)");
+    }
     if (local) {
         m->window.verdict = NESTED_WINDOW_UNKNOWN;
         g_strlcpy(m->window.why, error_get_pretty(local),

@@ -11,6 +11,7 @@ footers is QEMU's migration/savevm.c.
 SPDX-License-Identifier: GPL-2.0-or-later
 """
 
+import contextlib
 import socket
 import struct
 import threading
@@ -358,11 +359,38 @@ class HoldingProxy:
         self.thread.join(5)
 
 
+@contextlib.contextmanager
+def return_path(src, dst):
+    """The return-path capability on for one migration of SRC to DST: a
+    source learns only over it that its destination failed after the
+    whole stream was written (otherwise it ends "completed", paused)."""
+    def has(vm):
+        return any(c["capability"] == "return-path" and c["state"]
+                   for c in vm.qmp("query-migrate-capabilities"))
+
+    def put(vm, state):
+        vm.qmp("migrate-set-capabilities", capabilities=[
+            {"capability": "return-path", "state": state}])
+
+    had = has(src)
+    put(src, True)
+    put(dst, True)
+    try:
+        yield
+    finally:
+        put(src, had)
+
+
 def break_migration(src, dst, phase, action, timeout=60.0):
     """Migrate SRC to DST (launched with incoming="defer") through a
     HoldingProxy; once the stream is held at PHASE, break it by ACTION.
     Returns (the source's run state while held, or None if the stream
     was never held, and its final query-migrate status)."""
+    with return_path(src, dst):
+        return _break_migration(src, dst, phase, action, timeout)
+
+
+def _break_migration(src, dst, phase, action, timeout):
     dst.qmp("migrate-incoming", uri=f"tcp:{LOOPBACK}:0")
     port = dst.qmp("query-migrate")["socket-address"][0]["port"]
     proxy = HoldingProxy(int(port), phase)
@@ -402,3 +430,33 @@ def broken_as_expected(phase, action, held, status):
         return (f"source {held} while held (want {want}); migrate={status} "
                 f"(want {' or '.join(expect)})")
     return None
+
+
+# A model every destination refuses: an NMI on vector 5.
+REFUSED_MODEL = model(guest_mode=True,
+                      l2=level(injected=event(True, NMI, 5, ORIGIN_L1)))
+REFUSED_TEXT = "l2.injected.vector=5"
+
+
+def refuse_migration(src, dst, timeout=60.0):
+    """Migrate SRC to DST (incoming="defer") with REFUSED_MODEL spliced
+    in; the destination must exit 1 naming the field and the source
+    must end failed.  Returns why not, or None."""
+    with return_path(src, dst):
+        return _refuse_migration(src, dst, timeout)
+
+
+def _refuse_migration(src, dst, timeout):
+    proxy = migrate_spliced(src, dst, subsection(REFUSED_MODEL), LOOPBACK)
+    try:
+        status = src.wait_migration(timeout=timeout)["status"]
+        dst_exit = dst.wait_exit(timeout, fatal=False)
+        if not proxy.spliced or status != "failed" or dst_exit != 1 or \
+                REFUSED_TEXT not in dst.stderr_log():
+            return (f"spliced={proxy.spliced} migrate={status} "
+                    f"dst_exit={dst_exit}, want a failed migration and "
+                    f"{REFUSED_TEXT!r} from the destination")
+        return None
+    finally:
+        proxy.close()
+        dst.kill()

@@ -9,7 +9,9 @@ and count what got lost.  Meant for the lab (docs/lab.rst), where
   torture.py --accel kvm|nested-kvm|tcg --migrations N
              [--control-seconds S] [--expect-clean | --report-only]
 
-1. Migration run: QEMU A runs the guest; N times, after a random sleep,
+1. Migration run: QEMU A runs the guest; N times, after a random sleep
+   (and --fail-every K migrations broken on purpose, each of which must
+   leave the source running and idle),
    a fresh QEMU is started with -incoming and the VM is migrated to it
    over 127.0.0.1; the source quits.  Before each migration the L1 KVM
    tracepoints (tracefs) of the source's threads are cleared; after the
@@ -47,6 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "functional"))
 
 # pylint: disable=wrong-import-position
 import nkvm  # noqa: E402
+import nested_stream as ns  # noqa: E402
 
 RESULT_RE = r"torture-result (\{.*\})"
 BAD_KEYS = ("lost", "duplicated", "wrong_vector", "wrong_rip",
@@ -58,6 +61,10 @@ TRACE_EVENTS = ("kvm_entry", "kvm_exit", "kvm_nested_vmexit",
                 "kvm_userspace_exit")
 EXITINTINFO_FIELDS = ("exit_int_info", "intr_info", "exit_intr_info")
 INSTANCE = "nkvm-torture"
+FORCED_UNKNOWN = "verdict forced unknown (x-unknown-verdicts)"
+# --fail-every breaks migrations on purpose, each of these in turn.
+FAILURE_KINDS = [(phase, action) for phase in ns.PHASES
+                 for action in ns.ACTIONS] + [("refused", None)]
 
 
 def log(msg):
@@ -341,9 +348,13 @@ def cpu_for(accel):
 
 def new_vm(lab, n, args, incoming=None):
     scenario = "torture" + (f" seed={args.seed}" if args.seed else "")
-    vm = TortureVM(lab, f"vm{n}", scenario, accel=args.accel, memory_mb=32,
+    accel = args.accel
+    if args.unknown_verdicts:
+        accel += f",x-unknown-verdicts={args.unknown_verdicts}"
+    vm = TortureVM(lab, f"vm{n}", scenario, accel=accel, memory_mb=32,
                    incoming=incoming,
-                   extra_args=["-cpu", cpu_for(args.accel)])
+                   extra_args=["-cpu", cpu_for(args.accel)] +
+                   [a for t in args.trace for a in ("-trace", t)])
     lab.vms.append(vm)      # so that the Lab kills it on any exit
     vm.launch()
     return vm
@@ -365,6 +376,30 @@ def finish_guest(vm, timeout):
     return json.loads(m.group(1)), status
 
 
+def induced_failure(lab, src, n, args, stats):
+    """Break a migration of SRC on purpose, the next of FAILURE_KINDS,
+    with a fresh destination numbered N; the source must end failed or
+    cancelled, running, with no more fds than before and no restore
+    plan pending."""
+    kinds = [k for k in FAILURE_KINDS
+             if not args.fail_kinds or k[0] in args.fail_kinds]
+    phase, action = kinds[stats["induced_failures"] % len(kinds)]
+    idle = nkvm.open_fds(src)
+    dst = new_vm(lab, n, args, incoming="defer")
+    if phase == "refused":
+        why = ns.refuse_migration(src, dst, args.timeout)
+    else:
+        held, status = ns.break_migration(src, dst, phase, action,
+                                          args.timeout)
+        why = ns.broken_as_expected(phase, action, held, status)
+    dst.close()
+    why = why or nkvm.source_idle(src, idle, args.accel == "nested-kvm")
+    stats["induced_failures"] += 1
+    if why:
+        stats["induced_failures_bad"] += 1
+        log(f"induced failure {phase} {action or ''}: {why}")
+
+
 def wait_started(vm, timeout):
     vm.wait_for_serial_line(r"torture: start", timeout)
 
@@ -373,7 +408,9 @@ def migration_run(args, tracer):
     stats = {"migrations": 0, "migrations_failed": 0, "stops_in_flight": 0,
              "stops_traced": 0, "windows_seen": 0,
              "stops_in_flight_requeued": 0, "stops_in_flight_vmrun": 0,
-             "stops_in_flight_by_type": {}}
+             "stops_in_flight_by_type": {}, "induced_failures": 0,
+             "induced_failures_bad": 0, "strict_refusals": 0,
+             "strict_refusals_bad": 0}
     start = time.monotonic()
     with nkvm.Lab(prefix="nkvm-torture-") as lab:
         try:
@@ -407,9 +444,13 @@ def migration_loop(args, tracer, stats, start, lab):
     i = 0
     while i < args.migrations:
         time.sleep(random.uniform(args.min_gap, args.max_gap))
+        for _ in range(args.fail_every):
+            n += 1
+            induced_failure(lab, src, n, args, stats)
         src.qmp("migrate-set-parameters", **{"max-bandwidth":
                                              10 << 30})
         tracer.start(src.threads())
+        idle = nkvm.open_fds(src)
         try:
             info = nkvm.migrate(src, dst, timeout=args.timeout)
         except nkvm.NkvmError as exc:
@@ -423,6 +464,14 @@ def migration_loop(args, tracer, stats, start, lab):
             log(f"migration failed ({info.get('status')}): "
                 + " | ".join(err))
             dst.close()
+            # A refusal at the source (strict mode) must leave it as a
+            # broken migration does: running, idle.
+            if FORCED_UNKNOWN in src.stderr_log():
+                why = nkvm.source_idle(src, idle, args.accel == "nested-kvm")
+                stats["strict_refusals"] += 1
+                if why:
+                    stats["strict_refusals_bad"] += 1
+                    log(f"strict refusal: {why}")
             if src.qmp("query-status").get("status") != "running":
                 src.qmp("cont")
             if stats["migrations_failed"] > max(10, args.migrations):
@@ -509,6 +558,21 @@ def main():
     ap.add_argument("--keep-dir", default=None,
                     help="keep serial logs and each migration's trace "
                          "tail here (default: $LAB_OUT/torture if set)")
+    ap.add_argument("--fail-every", type=int, default=0,
+                    help="before each migration, break this many on "
+                         "purpose (setup, live and device phases: "
+                         "destination killed, cancel, link cut; and a "
+                         "refused stream, in turn)")
+    ap.add_argument("--fail-kinds", type=lambda v: v.split(","), default=[],
+                    help="with --fail-every, only these phases "
+                         "(comma-separated: setup, live, device, refused)")
+    ap.add_argument("--unknown-verdicts", type=int, default=0,
+                    help="start each QEMU with x-unknown-verdicts=N: "
+                         "strict mode refuses its first N migrations "
+                         "that stop in guest mode, at the final stop")
+    ap.add_argument("--trace", action="append", default=[],
+                    help="a QEMU -trace pattern for every QEMU; the "
+                         "output is in the kept stderr logs")
     ap.add_argument("--debug-trace", type=int, default=0,
                     help="show the trace of the first N migrations")
     args = ap.parse_args()
@@ -542,6 +606,10 @@ def main():
         "kernel": kernel,
         "migrations": stats["migrations"],
         "migrations_failed": stats["migrations_failed"],
+        "induced_failures": stats["induced_failures"],
+        "induced_failures_bad": stats["induced_failures_bad"],
+        "strict_refusals": stats["strict_refusals"],
+        "strict_refusals_bad": stats["strict_refusals_bad"],
         "stops_in_flight": stats["stops_in_flight"] if tracer.ok else None,
         "stops_in_flight_requeued": (stats["stops_in_flight_requeued"]
                                      if tracer.ok else None),
@@ -578,6 +646,17 @@ def main():
     ok = result is not None
     if ctl_seconds > 0:
         ok = ok and ctl is not None and bad_total(ctl) == 0
+    if stats["induced_failures_bad"] or \
+            stats["induced_failures"] != args.fail_every * args.migrations:
+        log(f"{stats['induced_failures_bad']} of "
+            f"{stats['induced_failures']} induced failures went wrong "
+            f"({args.fail_every * args.migrations} planned)")
+        ok = False
+    if stats["strict_refusals_bad"] or \
+            (args.unknown_verdicts and not stats["strict_refusals"]):
+        log(f"{stats['strict_refusals_bad']} of {stats['strict_refusals']} "
+            "strict refusals left the source not running or not idle")
+        ok = False
     if expect_clean:
         ok = ok and bad_total(result) == 0
         if tracer.ok and not stats["windows_seen"]:
