@@ -298,14 +298,46 @@ static bool plan_vcpu_wide(Planner *pl, GError **errp)
     return true;
 }
 
-/* A vCPU with nothing to say can go without KVM_SET_VCPU_EVENTS. */
-static bool state_needs_vcpu_events(const NestedEventState *st,
-                                    const NestedEventLevel *lv)
+/*
+ * A vCPU with nothing to say can go without KVM_SET_VCPU_EVENTS.  When
+ * it has something, the refusal names the first such field, with its
+ * level, like every other refusal.
+ */
+static bool check_vcpu_events_cap(Planner *pl, GError **errp)
 {
-    return lv->injected.valid || lv->exception.pending ||
-           lv->nmi_pending || lv->nmi_masked || lv->interrupt_shadow ||
-           st->sipi_vector_valid || st->smi.smm || st->smi.pending ||
-           st->smi.latched_init || st->triple_fault_pending;
+    const NestedEventState *st = pl->st;
+    const NestedEventLevel *lv = pl->lv;
+    const struct {
+        bool per_level;
+        const char *field;
+        unsigned value;
+    } needs[] = {
+        { true, "injected.valid", lv->injected.valid },
+        { true, "exception.pending", lv->exception.pending },
+        { true, "nmi_pending", lv->nmi_pending },
+        { true, "nmi_masked", lv->nmi_masked },
+        { true, "interrupt_shadow", lv->interrupt_shadow },
+        { false, "sipi_vector_valid", st->sipi_vector_valid },
+        { false, "smi.smm", st->smi.smm },
+        { false, "smi.pending", st->smi.pending },
+        { false, "smi.latched_init", st->smi.latched_init },
+        { false, "triple_fault_pending", st->triple_fault_pending },
+    };
+    size_t i;
+
+    if (pl->caps->vcpu_events) {
+        return true;
+    }
+    for (i = 0; i < G_N_ELEMENTS(needs); i++) {
+        if (needs[i].value) {
+            return refuse(errp, "%s%s%s=%u: destination lacks "
+                          "KVM_CAP_VCPU_EVENTS",
+                          needs[i].per_level ? pl->cur : "",
+                          needs[i].per_level ? "." : "", needs[i].field,
+                          needs[i].value);
+        }
+    }
+    return true;
 }
 
 static void plan_nested_flags(Planner *pl)
@@ -351,10 +383,8 @@ bool nested_event_plan_restore(const NestedEventState *st,
         !check_destination(&pl, errp)) {
         return false;
     }
-    if (!caps->vcpu_events && state_needs_vcpu_events(st, pl.lv)) {
-        return refuse(errp, "%s: destination lacks KVM_CAP_VCPU_EVENTS",
-                      pl.lv->injected.valid ? "injected.valid=1" :
-                      "event state");
+    if (!check_vcpu_events_cap(&pl, errp)) {
+        return false;
     }
     if (!plan_injected(&pl, &local) ||
         !plan_pending_exception(&pl, &local) ||

@@ -259,6 +259,19 @@ static void b_idle(NestedEventState *st)
     nested_event_state_init(st, NESTED_VENDOR_NONE);
 }
 
+/* Only KVM_SET_VCPU_EVENTS carries a pending NMI or SMI. */
+static void b_nmi_pending(NestedEventState *st)
+{
+    nested_event_state_init(st, NESTED_VENDOR_NONE);
+    st->l1.nmi_pending = 1;
+}
+
+static void b_smi_pending(NestedEventState *st)
+{
+    nested_event_state_init(st, NESTED_VENDOR_NONE);
+    st->smi.pending = true;
+}
+
 /* ------------------------------------------------------------------ */
 /* The table                                                          */
 /* ------------------------------------------------------------------ */
@@ -415,6 +428,14 @@ static const PlanCase cases[] = {
       "l2.injected.vector=5: NMI must use vector 2",
       .code = NESTED_EVENT_ERROR_INCONSISTENT },
     { "/restore/idle/no-caps", b_idle, .caps = { 0 } },
+    { "/restore/no-vcpu-events/nmi-pending", b_nmi_pending, .caps = { 0 },
+      .refusal =
+      "l1.nmi_pending=1: destination lacks KVM_CAP_VCPU_EVENTS",
+      .code = NESTED_EVENT_ERROR_REFUSED },
+    { "/restore/no-vcpu-events/smi-pending", b_smi_pending, .caps = { 0 },
+      .refusal =
+      "smi.pending=1: destination lacks KVM_CAP_VCPU_EVENTS",
+      .code = NESTED_EVENT_ERROR_REFUSED },
 };
 
 static void assert_plan(const PlanCase *pc, const NestedRestorePlan *plan)
