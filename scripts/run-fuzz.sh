@@ -12,6 +12,13 @@
 #
 # Environment: NKVM_FUZZ_BUILD overrides the build directory (build/fuzz);
 # FUZZ_CC the compiler used when it is first configured (clang).
+#
+# For a recorded campaign: NKVM_FUZZ_RECORD=FILE appends one JSON line per
+# target to FILE (date, seconds, executions, final cov and ft, corpus size,
+# result); NKVM_FUZZ_MERGE=1 merges each target's grown corpus back into
+# tests/fuzz/corpus/<name>/ with libFuzzer's -merge=1, which keeps only the
+# inputs that add coverage.  This is the one case where the source tree is
+# written to.  Neither changes the ok/not ok lines; a merge adds a comment.
 
 set -u
 
@@ -31,6 +38,8 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 meson="$top/scripts/meson"
 build=${NKVM_FUZZ_BUILD:-$top/build/fuzz}
 logdir="$build/fuzz-logs"
+record=${NKVM_FUZZ_RECORD:-}
+merge=${NKVM_FUZZ_MERGE:-0}
 
 bail() {
     echo "Bail out! $*"
@@ -86,6 +95,32 @@ mkdir -p "$logdir"
 share=$((total / ${#targets[@]}))
 [ "$share" -gt 0 ] || share=1
 
+if [ -n "$record" ]; then
+    mkdir -p "$(dirname "$record")" && : >>"$record" ||
+        bail "cannot write $record"
+fi
+
+# JSON for a number that the log may not have had.
+jnum() {
+    echo "${1:-null}"
+}
+
+count_files() {
+    find "$1" -maxdepth 1 -type f | wc -l
+}
+
+# Keep what the campaign found in the source tree, but only the inputs
+# that reach coverage the committed corpus does not: libFuzzer's -merge=1
+# replays the committed corpus first, then copies in each input of the
+# campaign's corpus that adds a feature.
+merge_corpus() {
+    local exe=$1 from=$2 into=$3 artifacts=$4 log=$5
+
+    mkdir -p "$into" &&
+    "$exe" -merge=1 -rss_limit_mb=2048 -timeout=10 \
+           -artifact_prefix="$artifacts/" "$into" "$from" >"$log" 2>&1
+}
+
 # UBSan aborts via -fno-sanitize-recover; ask for a stack in the log.
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}
 
@@ -100,12 +135,15 @@ for t in "${targets[@]}"; do
     log="$logdir/$name.log"
 
     mkdir -p "$corpus" "$artifacts"
+    committed=
     for seeds in "$top/tests/fuzz/corpus/$short" \
                  "$top/tests/fuzz/corpus/$name"; do
         if [ -d "$seeds" ]; then
             cp -R "$seeds/." "$corpus/"
+            committed=${committed:-$seeds}
         fi
     done
+    committed=${committed:-$top/tests/fuzz/corpus/$short}
 
     # -timeout: these parsers take microseconds per input; without it a
     # hang would stall "make check" for libFuzzer's default 20 minutes.
@@ -117,8 +155,56 @@ for t in "${targets[@]}"; do
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" |
            tail -n 1)
     cov=$(grep -o ' cov: [0-9]*' "$log" | tail -n 1 | tr -dc '0-9')
-    if [ "$rc" -eq 0 ]; then
+
+    merged=
+    merge_failed=0
+    if [ "$rc" -eq 0 ] && [ "$merge" = 1 ]; then
+        before=$(count_files "$committed")
+        if merge_corpus "$exe" "$corpus" "$committed" "$artifacts" \
+                        "$logdir/$name-merge.log"; then
+            merged=$(($(count_files "$committed") - before))
+        else
+            merge_failed=1
+        fi
+    fi
+
+    if [ -n "$record" ]; then
+        ft=$(grep -o ' ft: [0-9]*' "$log" | tail -n 1 | tr -dc '0-9')
+        eps=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" |
+              tail -n 1)
+        rss=$(sed -n 's/^stat::peak_rss_mb: *//p' "$log" | tail -n 1)
+        if [ "$merge_failed" -eq 1 ]; then
+            result="merge failed"
+        elif [ "$rc" -eq 0 ]; then
+            result=ok
+        elif grep -q 'Test unit written to ' "$log"; then
+            result=crash
+        else
+            result="exit $rc"
+        fi
+        printf '{"date": "%s", "target": "%s", "seconds": %d, ' \
+               "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$name" "$share" \
+               >>"$record"
+        printf '"execs": %s, "exec_per_sec": %s, "cov": %s, "ft": %s, ' \
+               "$(jnum "$runs")" "$(jnum "$eps")" "$(jnum "$cov")" \
+               "$(jnum "$ft")" >>"$record"
+        printf '"corpus": %d, "merged": %s, "peak_rss_mb": %s, ' \
+               "$(count_files "$corpus")" "$(jnum "$merged")" \
+               "$(jnum "$rss")" >>"$record"
+        printf '"result": "%s"}\n' "$result" >>"$record"
+    fi
+
+    if [ "$rc" -eq 0 ] && [ "$merge_failed" -eq 0 ]; then
         echo "ok - fuzz $name (${runs:-?} runs, ${cov:-?} cov)"
+        if [ -n "$merged" ]; then
+            echo "# merged $merged new inputs into ${committed#"$top"/}"
+        fi
+        continue
+    fi
+    if [ "$rc" -eq 0 ]; then
+        failed=1
+        echo "not ok - fuzz $name: corpus merge failed"
+        echo "# log: $logdir/$name-merge.log"
         continue
     fi
 
