@@ -44,6 +44,13 @@ bench: fork stock standalone
 torture: fork standalone
 	scripts/torture.sh
 
+# The fork with ASan+UBSan (build/qemu-system-x86_64-asan, its own build
+# directory) and the functional tests under it; any sanitizer report is a
+# failure (scripts/check-sanitize.sh, docs/results.rst "Sanitizers").
+.PHONY: check-sanitize
+check-sanitize: standalone
+	scripts/check-sanitize.sh
+
 checkpatch: fork
 	git ls-files -co --exclude-standard -- '*.c' '*.h' | \
 	    xargs -n1 build/qemu-10.0.13/scripts/checkpatch.pl --no-tree -q -f

@@ -4,6 +4,10 @@
 #   scripts/build-fork.sh            the fork -> build/qemu-system-x86_64
 #   scripts/build-fork.sh --pristine stock 10.0.13 (build-fix patch only)
 #                                    -> build/qemu-system-x86_64-stock
+#   scripts/build-fork.sh --sanitize the fork with ASan+UBSan, same tree,
+#                                    own build directory qemu-build-asan
+#                                    -> build/qemu-system-x86_64-asan
+#                                    (scripts/check-sanitize.sh)
 #
 # QEMU_SRC=/path/to/qemu-10.0.13 replaces the Debian download.  Re-running
 # is incremental: the tree and build directory are reused, and only changed
@@ -13,20 +17,34 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=${NKVM_BUILD:-$top/build}
 flavour=fork
-if [ "${1:-}" = "--pristine" ]; then
-    flavour=stock
-fi
+case "${1:-}" in
+    --pristine) flavour=stock ;;
+    --sanitize) flavour=asan ;;
+esac
 
+# firmware: the -L directory this flavour fills (SeaBIOS and its option
+# ROMs); none for stock, whose tests use the fork's.
 if [ "$flavour" = fork ]; then
     tree=$build/qemu-10.0.13
     objdir=$build/qemu-build
     binary=$build/qemu-system-x86_64
+    firmware=$build/firmware
     patches=("$top"/scripts/patches/*.patch)
     pkgversion="qemu-nested-kvm fork"
+elif [ "$flavour" = asan ]; then
+    # The fork's tree and overlay, built apart so that neither build
+    # directory nor binary of the normal fork is touched.
+    tree=$build/qemu-10.0.13
+    objdir=$build/qemu-build-asan
+    binary=$build/qemu-system-x86_64-asan
+    firmware=$build/firmware-asan
+    patches=("$top"/scripts/patches/*.patch)
+    pkgversion="qemu-nested-kvm fork, ASan+UBSan"
 else
     tree=$build/qemu-10.0.13-stock
     objdir=$build/qemu-build-stock
     binary=$build/qemu-system-x86_64-stock
+    firmware=
     patches=("$top"/scripts/patches/0001-*.patch)
     pkgversion="pristine 10.0.13 baseline"
 fi
@@ -123,6 +141,12 @@ configure_args() {
         --enable-virtfs --enable-attr \
         --disable-download --disable-install-blobs \
         --with-pkgversion="$pkgversion"
+    # QEMU's own sanitizer options (meson asan/ubsan); frame pointers so
+    # that ASan's fast unwinder shows whole allocation and free stacks.
+    if [ "$flavour" = asan ]; then
+        printf '%s\n' --enable-asan --enable-ubsan \
+            --extra-cflags=-fno-omit-frame-pointer
+    fi
 }
 
 # Configure when the build directory is new or the arguments changed.
@@ -163,7 +187,7 @@ run_ninja() {
 }
 
 link_firmware() {
-    local fw=$build/firmware rom
+    local fw=$firmware rom
     mkdir -p "$fw"
     ln -sf "$build/tools/usr/share/seabios/bios-256k.bin" "$fw/bios-256k.bin"
     for rom in "$objdir"/pc-bios/optionrom/*.bin; do
@@ -180,7 +204,7 @@ main() {
     if [ "$(cat "$tree/.nkvm-series" 2>/dev/null)" != "$id" ]; then
         extract_tree "$id"
     fi
-    if [ "$flavour" = fork ]; then
+    if [ "$flavour" != stock ]; then
         lay_overlay
     fi
     configure_tree
@@ -190,7 +214,7 @@ main() {
     make -s -C "$objdir/pc-bios/optionrom" all > "$objdir/optionrom.log" 2>&1 || {
         tail -n 20 "$objdir/optionrom.log"; exit 1; }
     ln -sf "$objdir/qemu-system-x86_64" "$binary"
-    [ "$flavour" = stock ] || link_firmware
+    [ -z "$firmware" ] || link_firmware
     log "done in $(( $(date +%s) - start )) s: $binary"
 }
 
