@@ -46,30 +46,8 @@ mkdir -p "$logdir"
 rm -rf "$reports"
 mkdir -p "$reports/cur"
 
-count() {
-    local log=$1 rc=$2 name=$3 ok notok skip
-    skip=$(grep -c '^ok .*# SKIP' "$log")
-    ok=$(( $(grep -c '^ok ' "$log") - skip ))
-    notok=$(grep -c '^not ok ' "$log")
-    if [ "$rc" -ne 0 ] && [ "$notok" -eq 0 ]; then
-        echo "not ok - $name exited with status $rc (log: $log)"
-        notok=1
-    fi
-    passed=$((passed + ok))
-    skipped=$((skipped + skip))
-    failed=$((failed + notok))
-}
-
-# stage NAME CMD...: run CMD, show its output, count its TAP lines.
-stage() {
-    local name=$1 log rc
-    shift
-    log=$logdir/$name.log
-    echo "=== $name"
-    "$@" 2>&1 | tee "$log"
-    rc=${PIPESTATUS[0]}
-    count "$log" "$rc" "$name"
-}
+# count and stage
+. "$top/scripts/tap-stages.sh"
 
 build_asan() {
     "$top/scripts/build-fork.sh" --sanitize &&

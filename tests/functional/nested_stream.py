@@ -154,6 +154,25 @@ def splice(stream, sub, instance=0):
     return stream[:footer] + sub + stream[footer:]
 
 
+def pump(src, dst, shutdown):
+    """Copy SRC to DST until either side ends; with SHUTDOWN, then end
+    both connections too."""
+    try:
+        while True:
+            data = src.recv(65536)
+            if not data:
+                break
+            dst.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for s in (src, dst) if shutdown else ():
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
 def migrate_spliced(src, dst, sub, host="127.0.0.1"):
     """Start a live migration of src to dst (launched with
     incoming="defer") through a SplicingProxy that adds SUB.  Returns the
@@ -176,8 +195,6 @@ class SplicingProxy:
     The return path (destination to source) is forwarded unchanged."""
 
     def __init__(self, sub, target_port):
-        import socket
-        import threading
         self.sub = sub
         self.target_port = target_port
         self.listener = socket.socket()
@@ -187,25 +204,11 @@ class SplicingProxy:
         self.port = self.listener.getsockname()[1]
         self.spliced = False
         self.thread = threading.Thread(target=self._run, daemon=True)
-        self._socket = socket
-        self._threading = threading
         self.thread.start()
 
-    def _pump(self, src, dst):
-        try:
-            while True:
-                data = src.recv(65536)
-                if not data:
-                    break
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                try:
-                    s.shutdown(self._socket.SHUT_RDWR)
-                except OSError:
-                    pass
+    @staticmethod
+    def _pump(src, dst):
+        pump(src, dst, shutdown=True)
 
     def _forward_spliced(self, src, dst):
         # Hold back only what may still be part of the cpu section, so
@@ -237,9 +240,9 @@ class SplicingProxy:
             client, _ = self.listener.accept()
         except OSError:
             return
-        server = self._socket.create_connection(("127.0.0.1",
+        server = socket.create_connection(("127.0.0.1",
                                                  self.target_port), 30)
-        back = self._threading.Thread(target=self._pump,
+        back = threading.Thread(target=self._pump,
                                       args=(server, client), daemon=True)
         back.start()
         self._forward_spliced(client, server)
@@ -330,14 +333,7 @@ class HoldingProxy:
 
     @staticmethod
     def _pump(src, dst):
-        try:
-            while True:
-                data = src.recv(65536)
-                if not data:
-                    break
-                dst.sendall(data)
-        except OSError:
-            pass
+        pump(src, dst, shutdown=False)
 
     def cut(self):
         """Reset both connections, as a link that goes away would."""

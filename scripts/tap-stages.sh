@@ -1,0 +1,31 @@
+# Sourced by scripts/check.sh and scripts/check-sanitize.sh: run stages
+# that print TAP-style "ok"/"not ok" lines and add them up.  The caller
+# sets logdir and starts passed, failed and skipped at 0; a stage that
+# dies without saying which test failed counts as one failure.
+#
+# SPDX-License-Identifier: GPL-2.0-or-later
+
+count() {
+    local log=$1 rc=$2 name=$3 ok notok skip
+    skip=$(grep -c '^ok .*# SKIP' "$log")
+    ok=$(( $(grep -c '^ok ' "$log") - skip ))
+    notok=$(grep -c '^not ok ' "$log")
+    if [ "$rc" -ne 0 ] && [ "$notok" -eq 0 ]; then
+        echo "not ok - $name exited with status $rc (log: $log)"
+        notok=1
+    fi
+    passed=$((passed + ok))
+    skipped=$((skipped + skip))
+    failed=$((failed + notok))
+}
+
+# stage NAME CMD...: run CMD, show its output, count its TAP lines.
+stage() {
+    local name=$1 log rc
+    shift
+    log=$logdir/$name.log
+    echo "=== $name"
+    "$@" 2>&1 | tee "$log"
+    rc=${PIPESTATUS[0]}
+    count "$log" "$rc" "$name"
+}
