@@ -344,6 +344,17 @@ int nested_kvm_mirror_push(X86CPU *cpu, int level, Error **errp)
 }
 
 /*
+ * Without KVM_VCPUEVENT_VALID_PAYLOAD, KVM reports a pending exception
+ * as injected.
+ */
+static bool nested_kvm_exception_pending(const struct kvm_vcpu_events *ev)
+{
+    return ev->exception.pending ||
+           (ev->exception.injected &&
+            !(ev->flags & KVM_VCPUEVENT_VALID_PAYLOAD));
+}
+
+/*
  * Every cpu_synchronize_state() on a running vCPU (a QMP query, a
  * migration that then fails and resumes the source) ends in a put at
  * the runtime level of what KVM_GET_VCPU_EVENTS reported, and that
@@ -351,7 +362,9 @@ int nested_kvm_mirror_push(X86CPU *cpu, int level, Error **errp)
  * reads back as none, a soft interrupt as a hardware one.  Writing it
  * back drops or retypes the event.  The vCPU has not run since that
  * get, so when QEMU changed none of the fields the put writes from,
- * KVM's own state is still exact and is kept.
+ * KVM's own state is still exact and is kept.  Not when an exception
+ * was pending, though: the KVM_SET_REGS of the same put clears a
+ * pending exception, and only KVM_SET_VCPU_EVENTS brings it back.
  */
 bool nested_kvm_mirror_keep_events(X86CPU *cpu, int level)
 {
@@ -365,6 +378,9 @@ bool nested_kvm_mirror_keep_events(X86CPU *cpu, int level)
     synced = m->have_synced;
     m->have_synced = false;
     if (!synced || level != KVM_PUT_RUNTIME_STATE || m->restore_pending) {
+        return false;
+    }
+    if (!m->have_events || nested_kvm_exception_pending(&m->events)) {
         return false;
     }
     nested_kvm_env_events(cpu, &now);
