@@ -123,8 +123,10 @@ torture() {
         --max-gap 0.5 --control-seconds 20 "$@" 2>"$err")
     rc=$?
     grep '^{' <<<"$out" | sed "s/^/# torture $accel: /"
-    # the guest's per-round diagnostics, and the tail if it failed
-    grep 'guest: torture: round' "$err" | head -20 | sed 's/^/# /'
+    # the guest's per-round diagnostics, the failures that went wrong,
+    # and the tail if it failed
+    grep -E 'guest: torture: round|induced failure|strict refusal' "$err" |
+        head -20 | sed 's/^/# /'
     [ "$rc" -eq 0 ] || tail -5 "$err" | sed 's/^/# /'
     rm -f "$err"
     return $rc
