@@ -94,7 +94,7 @@ def decode_model(sub):
     """The subsection as analyze-migration shows it -> QMP's shape (less
     cpu-index, restore-pending and mirror-error, which a stream does not
     carry)."""
-    model = sub["env.nested_kvm"]["model"]
+    model = sub["env.nested_events"]
     return {"vendor": VENDORS.get(number(model["vendor"]), "?"),
             "guest-mode": bool(model["guest_mode"]),
             "nested-run-pending": bool(model["nested_run_pending"]),

@@ -6,9 +6,9 @@
 
 #include <string.h>
 
-#include "nested-events.h"
+#include "nested-intinfo.h"
 
-const char *nested_intinfo_kind_name(NestedIntInfoKind kind)
+static const char *kind_name(NestedIntInfoKind kind)
 {
     switch (kind) {
     case NESTED_INTINFO_SVM_EVENTINJ:
@@ -46,7 +46,7 @@ static bool kind_is_known(NestedIntInfoKind kind)
  * SDM 24.9.2: VM-exit interruption info never reports 1, 4 or 7 (a
  * software interrupt cannot itself cause a VM exit).
  */
-bool nested_intinfo_type_allowed(NestedIntInfoKind kind, uint8_t type)
+static bool type_allowed(NestedIntInfoKind kind, uint8_t type)
 {
     switch (kind) {
     case NESTED_INTINFO_SVM_EVENTINJ:
@@ -68,7 +68,7 @@ bool nested_intinfo_type_allowed(NestedIntInfoKind kind, uint8_t type)
  * and IDT-vectoring: bit 12 is NMI unblocking (undefined for IDT-
  * vectoring, but preserved), bits 30:13 reserved.
  */
-uint32_t nested_intinfo_reserved_mask(NestedIntInfoKind kind)
+static uint32_t reserved_mask(NestedIntInfoKind kind)
 {
     switch (kind) {
     case NESTED_INTINFO_SVM_EVENTINJ:
@@ -91,7 +91,7 @@ static bool kind_has_bit12(NestedIntInfoKind kind)
 bool nested_intinfo_decode(NestedIntInfoKind kind, uint32_t raw,
                            NestedIntInfo *out, GError **errp)
 {
-    const char *name = nested_intinfo_kind_name(kind);
+    const char *name = kind_name(kind);
     uint32_t reserved;
     uint8_t type;
 
@@ -107,7 +107,7 @@ bool nested_intinfo_decode(NestedIntInfoKind kind, uint32_t raw,
         out->inactive = raw;
         return true;
     }
-    reserved = raw & nested_intinfo_reserved_mask(kind);
+    reserved = raw & reserved_mask(kind);
     if (reserved) {
         g_set_error(errp, NESTED_EVENT_ERROR, NESTED_EVENT_ERROR_RESERVED,
                     "%s=0x%08x: reserved bits 0x%08x set", name, raw,
@@ -115,7 +115,7 @@ bool nested_intinfo_decode(NestedIntInfoKind kind, uint32_t raw,
         return false;
     }
     type = (raw & NESTED_INTINFO_TYPE_MASK) >> NESTED_INTINFO_TYPE_SHIFT;
-    if (!nested_intinfo_type_allowed(kind, type)) {
+    if (!type_allowed(kind, type)) {
         g_set_error(errp, NESTED_EVENT_ERROR, NESTED_EVENT_ERROR_INVALID,
                     "%s=0x%08x: type %u is not valid in this field", name,
                     raw, type);
@@ -133,7 +133,7 @@ bool nested_intinfo_decode(NestedIntInfoKind kind, uint32_t raw,
 bool nested_intinfo_encode(NestedIntInfoKind kind, const NestedIntInfo *in,
                            uint32_t *raw, GError **errp)
 {
-    const char *name = nested_intinfo_kind_name(kind);
+    const char *name = kind_name(kind);
     uint32_t word;
 
     if (!kind_is_known(kind)) {
@@ -167,7 +167,7 @@ bool nested_intinfo_encode(NestedIntInfoKind kind, const NestedIntInfo *in,
                     in->inactive);
         return false;
     }
-    if (!nested_intinfo_type_allowed(kind, in->type)) {
+    if (!type_allowed(kind, in->type)) {
         g_set_error(errp, NESTED_EVENT_ERROR,
                     NESTED_EVENT_ERROR_UNREPRESENTABLE,
                     "%s.type=%u: not valid in this field", name, in->type);
@@ -230,7 +230,7 @@ static bool event_decode_word(NestedIntInfoKind kind, bool svm, uint32_t raw,
 {
     if (kind_is_svm(kind) != svm) {
         g_set_error(errp, NESTED_EVENT_ERROR, NESTED_EVENT_ERROR_INVALID,
-                    "kind=%s: not %s word", nested_intinfo_kind_name(kind),
+                    "kind=%s: not %s word", kind_name(kind),
                     svm ? "an SVM" : "a VMX");
         return false;
     }
@@ -344,7 +344,7 @@ bool nested_event_from_vmx(NestedIntInfoKind kind, uint32_t raw,
             g_set_error(errp, NESTED_EVENT_ERROR,
                         NESTED_EVENT_ERROR_INVALID,
                         "%s.instruction_len=%u: longer than %u bytes",
-                        nested_intinfo_kind_name(kind), insn_len,
+                        kind_name(kind), insn_len,
                         NESTED_MAX_INSN_LEN);
             return false;
         }

@@ -18,7 +18,11 @@
 #include <stdarg.h>
 #include <string.h>
 
-#include "nested-events.h"
+#include "nested-bytes.h"
+#include "nested-intinfo.h"
+#include "nested-restore.h"
+#include "nested-state.h"
+#include "nested-validate.h"
 
 #define NS_DATA NESTED_STATE_HDR_SIZE
 
@@ -397,6 +401,53 @@ bool nested_event_plan_restore(const NestedEventState *st,
     plan->set_vcpu_events = caps->vcpu_events;
     if (!caps->vcpu_events) {
         memset(&plan->events, 0, sizeof(plan->events));
+    }
+    return true;
+}
+
+/* ------------------------------------------------------------------ */
+/* Applying the state edits                                           */
+/* ------------------------------------------------------------------ */
+
+bool nested_state_apply_edits(uint8_t *data, size_t len,
+                              const NestedStateEdit *edits, size_t n,
+                              GError **errp)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        const NestedStateEdit *e = &edits[i];
+        uint8_t *p;
+        uint64_t old;
+
+        if (e->width != 2 && e->width != 4 && e->width != 8) {
+            g_set_error(errp, NESTED_EVENT_ERROR, NESTED_EVENT_ERROR_INVALID,
+                        "%s.width=%u: must be 2, 4 or 8", e->field,
+                        e->width);
+            return false;
+        }
+        if (e->offset > len || len - e->offset < e->width) {
+            g_set_error(errp, NESTED_EVENT_ERROR,
+                        NESTED_EVENT_ERROR_TRUNCATED,
+                        "%s.offset=%u: outside the %zu-byte blob",
+                        e->field, e->offset, len);
+            return false;
+        }
+        p = data + e->offset;
+        switch (e->width) {
+        case 2:
+            old = nested_ld16(p);
+            nested_st16(p, (old & ~e->mask) | (e->value & e->mask));
+            break;
+        case 4:
+            old = nested_ld32(p);
+            nested_st32(p, (old & ~e->mask) | (e->value & e->mask));
+            break;
+        default:
+            old = nested_ld64(p);
+            nested_st64(p, (old & ~e->mask) | (e->value & e->mask));
+            break;
+        }
     }
     return true;
 }

@@ -19,6 +19,11 @@
 #ifndef NESTED_WINDOW_H
 #define NESTED_WINDOW_H
 
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <glib.h>
+
 #include "nested-events.h"
 
 typedef enum NestedTraceKind {

@@ -13,80 +13,115 @@
 #include "qemu/osdep.h"
 #include "qemu/accel.h"
 #include "qapi/error.h"
+#include "qapi/visitor.h"
 #include "system/accel-ops.h"
-#include "system/kvm.h"
 #include "hw/boards.h"
 #include "accel/nested-kvm/nested-kvm.h"
+#include "target/i386/nested-kvm/mirror/nested-mirror.h"
 
-bool nested_kvm_allowed;
-NestedKVMEventMigration nested_kvm_event_migration;
-uint32_t nested_kvm_unknown_verdicts;
-
-static const char *const event_migration_names[] = {
-    [NESTED_KVM_EVENT_MIGRATION_STRICT] = "strict",
-    [NESTED_KVM_EVENT_MIGRATION_BEST_EFFORT] = "best-effort",
-};
-
-typedef struct NestedKVMAccelClass {
+typedef struct NestedKvmAccelClass {
     AccelClass parent_class;
     /* kvm-accel's init_machine, chained to from ours */
     int (*parent_init_machine)(MachineState *ms);
-} NestedKVMAccelClass;
+} NestedKvmAccelClass;
 
-DECLARE_CLASS_CHECKERS(NestedKVMAccelClass, NESTED_KVM_ACCEL,
+DECLARE_CLASS_CHECKERS(NestedKvmAccelClass, NESTED_KVM_ACCEL,
                        TYPE_NESTED_KVM_ACCEL)
 
 static int nested_kvm_init_machine(MachineState *ms)
 {
-    NestedKVMAccelClass *nkc = NESTED_KVM_ACCEL_CLASS(
-        object_get_class(OBJECT(ms->accelerator)));
+    NestedKvmState *s = NESTED_KVM_STATE(ms->accelerator);
+    NestedKvmAccelClass *nkc = NESTED_KVM_ACCEL_GET_CLASS(ms->accelerator);
+    NestedMirrorConfig config = {
+        .event_migration = s->event_migration,
+        .unknown_verdicts = s->unknown_verdicts,
+    };
     int ret;
 
     ret = nkc->parent_init_machine(ms);
     if (ret == 0) {
-        nested_kvm_allowed = true;
-        nested_kvm_observe_init();
+        nested_mirror_setup(&config);
     }
     return ret;
 }
 
-static char *nested_kvm_get_event_migration(Object *obj, Error **errp)
+/* Like KVM's own options, ours are read once, at init_machine. */
+static bool nested_kvm_check_settable(NestedKvmState *s, const char *name,
+                                      Error **errp)
 {
-    return g_strdup(event_migration_names[nested_kvm_event_migration]);
+    if (s->parent_obj.fd != -1) {
+        error_setg(errp, "nested-kvm: %s cannot change after the "
+                   "accelerator has been initialized", name);
+        return false;
+    }
+    return true;
 }
 
-static void nested_kvm_set_event_migration(Object *obj, const char *value,
+static int nested_kvm_get_event_migration(Object *obj, Error **errp)
+{
+    return NESTED_KVM_STATE(obj)->event_migration;
+}
+
+static void nested_kvm_set_event_migration(Object *obj, int value,
                                            Error **errp)
 {
-    for (int i = 0; i < ARRAY_SIZE(event_migration_names); i++) {
-        if (!strcmp(value, event_migration_names[i])) {
-            nested_kvm_event_migration = i;
-            return;
-        }
+    NestedKvmState *s = NESTED_KVM_STATE(obj);
+
+    if (nested_kvm_check_settable(s, "event-migration", errp)) {
+        s->event_migration = value;
     }
-    error_setg(errp, "event-migration=%s: expected strict or best-effort",
-               value);
+}
+
+static void nested_kvm_get_unknown_verdicts(Object *obj, Visitor *v,
+                                            const char *name, void *opaque,
+                                            Error **errp)
+{
+    uint32_t value = NESTED_KVM_STATE(obj)->unknown_verdicts;
+
+    visit_type_uint32(v, name, &value, errp);
+}
+
+static void nested_kvm_set_unknown_verdicts(Object *obj, Visitor *v,
+                                            const char *name, void *opaque,
+                                            Error **errp)
+{
+    NestedKvmState *s = NESTED_KVM_STATE(obj);
+    uint32_t value;
+
+    if (nested_kvm_check_settable(s, name, errp) &&
+        visit_type_uint32(v, name, &value, errp)) {
+        s->unknown_verdicts = value;
+    }
+}
+
+static void nested_kvm_accel_instance_init(Object *obj)
+{
+    NESTED_KVM_STATE(obj)->event_migration =
+        NESTED_KVM_EVENT_MIGRATION_STRICT;
 }
 
 static void nested_kvm_accel_class_init(ObjectClass *oc, void *data)
 {
     AccelClass *ac = ACCEL_CLASS(oc);
-    NestedKVMAccelClass *nkc = NESTED_KVM_ACCEL_CLASS(oc);
+    NestedKvmAccelClass *nkc = NESTED_KVM_ACCEL_CLASS(oc);
 
     /* QOM copied kvm-accel's class, so init_machine is still KVM's here */
     nkc->parent_init_machine = ac->init_machine;
     ac->init_machine = nested_kvm_init_machine;
     ac->name = "nested-kvm";
-    object_class_property_add_str(oc, "event-migration",
-                                  nested_kvm_get_event_migration,
-                                  nested_kvm_set_event_migration);
+
+    object_class_property_add_enum(oc, "event-migration",
+                                   "NestedKvmEventMigration",
+                                   &NestedKvmEventMigration_lookup,
+                                   nested_kvm_get_event_migration,
+                                   nested_kvm_set_event_migration);
     object_class_property_set_description(oc, "event-migration",
         "strict (default): fail a migration that could lose an event L1 "
         "is injecting into L2; best-effort: warn and migrate as stock "
         "QEMU does");
-    object_class_property_add_uint32_ptr(oc, "x-unknown-verdicts",
-                                         &nested_kvm_unknown_verdicts,
-                                         OBJ_PROP_FLAG_READWRITE);
+    object_class_property_add(oc, "x-unknown-verdicts", "uint32",
+                              nested_kvm_get_unknown_verdicts,
+                              nested_kvm_set_unknown_verdicts, NULL, NULL);
     object_class_property_set_description(oc, "x-unknown-verdicts",
         "for tests: call the in-flight observer's first N verdicts "
         "unknown");
@@ -95,7 +130,9 @@ static void nested_kvm_accel_class_init(ObjectClass *oc, void *data)
 static const TypeInfo nested_kvm_accel_type = {
     .name = TYPE_NESTED_KVM_ACCEL,
     .parent = TYPE_KVM_ACCEL,
-    .class_size = sizeof(NestedKVMAccelClass),
+    .instance_size = sizeof(NestedKvmState),
+    .instance_init = nested_kvm_accel_instance_init,
+    .class_size = sizeof(NestedKvmAccelClass),
     .class_init = nested_kvm_accel_class_init,
 };
 

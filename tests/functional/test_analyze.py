@@ -38,7 +38,7 @@ tap = nkvm.Tap()
 ANALYZE = nkvm.REPO / "build" / "qemu-10.0.13" / "scripts" / \
     "analyze-migration.py"
 DECODER = nkvm.REPO / "scripts" / "analyze-nested-events.py"
-VMSTATE_C = nkvm.REPO / "target-i386" / "mirror" / "nested-kvm-vmstate.c"
+VMSTATE_C = nkvm.REPO / "target-i386" / "mirror" / "nested-mirror-vmstate.c"
 QEMU_VM_VMDESCRIPTION = 0x06
 
 # VMState scalar macros used by the subsection: QEMU type name, bytes.
@@ -184,7 +184,7 @@ def test_analyze(lab):
     sub = cpu.get(ns.SUBSECTION_NAME.decode())
     report(sub is not None,
            "upstream analyze-migration.py shows cpu/nested-events", err)
-    model = (sub or {}).get("env.nested_kvm", {}).get("model", {})
+    model = (sub or {}).get("env.nested_events", {})
     l1 = model.get("l1", {})
     l2 = model.get("l2", {})
     want = [

@@ -9,7 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "nested-events.h"
+#include "nested-intinfo.h"
+#include "nested-restore.h"
+#include "nested-validate.h"
 
 static uint32_t take32(const uint8_t *data, size_t size, size_t at)
 {

@@ -12,7 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "nested-events.h"
+#include "nested-import.h"
+#include "nested-restore.h"
+#include "nested-state.h"
 
 static inline int fuzz_nested_state(const uint8_t *data, size_t size,
                                     NestedVendor vendor, uint16_t format)
@@ -37,7 +39,7 @@ static inline int fuzz_nested_state(const uint8_t *data, size_t size,
         blob[2] = format & 0xff;
         blob[3] = format >> 8;
     }
-    if (!nested_kvm_nested_state_decode(blob, size, &v, NULL)) {
+    if (!nested_state_decode(blob, size, &v, NULL)) {
         goto out;
     }
     nested_event_state_init(&st, vendor);
@@ -47,9 +49,9 @@ static inline int fuzz_nested_state(const uint8_t *data, size_t size,
     if (!nested_event_plan_restore(&st, &caps, &plan, NULL)) {
         goto out;
     }
-    if (!nested_kvm_nested_state_apply(blob, size, plan.state_edits,
-                                       plan.n_state_edits, NULL) ||
-        !nested_kvm_nested_state_decode(blob, size, &v2, NULL)) {
+    if (!nested_state_apply_edits(blob, size, plan.state_edits,
+                                  plan.n_state_edits, NULL) ||
+        !nested_state_decode(blob, size, &v2, NULL)) {
         abort();
     }
 out:

@@ -4,7 +4,7 @@
  * libFuzzer target: the load path of the cpu/nested-events migration
  * subsection.  The input is the subsection's 120-byte payload, field by
  * field as the VMState descriptions in
- * target-i386/mirror/nested-kvm-vmstate.c put it on the wire; it is
+ * target-i386/mirror/nested-mirror-vmstate.c put it on the wire; it is
  * decoded here as QEMU's VMState would, and then put through what
  * nested_events_post_load() runs from the standalone core: validation
  * of the model on its own and against the rest of the stream, then,
@@ -26,7 +26,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "nested-events.h"
+#include "nested-codec.h"
+#include "nested-import.h"
+#include "nested-intinfo.h"
+#include "nested-restore.h"
+#include "nested-state.h"
+#include "nested-validate.h"
 
 /* ------------------------------------------------------------------ */
 /* The wire layout                                                    */
@@ -218,7 +223,7 @@ static bool is_field_path(const char *s, size_t len)
 /*
  * Operators read the load failure in QEMU's log, so every refusal must
  * start with the fields it is about: "<path>=<value>: why", or
- * "<path>, <path>: why" (nested-events.h promises a field).
+ * "<path>, <path>: why" (nested-validate.h promises a field).
  */
 static bool names_field(const char *msg)
 {
@@ -413,9 +418,8 @@ static void check_state_edits(const NestedEventState *st,
         CHECK(e->width == 8 || (e->mask >> (e->width * 8)) == 0);
     }
     memset(blob, 0xff, sizeof(blob));
-    CHECK(nested_kvm_nested_state_apply(blob, sizeof(blob),
-                                        plan->state_edits,
-                                        plan->n_state_edits, NULL));
+    CHECK(nested_state_apply_edits(blob, sizeof(blob), plan->state_edits,
+                                   plan->n_state_edits, NULL));
 
     flags = ld_le(blob, 2);
     if (svm) {
@@ -515,8 +519,8 @@ static void check_vcpu_events(const NestedEventState *st,
         CHECK(!memcmp(&plan->events, &none, sizeof(none)));
         return;
     }
-    CHECK_MSG(nested_kvm_vcpu_events_encode(&plan->events, buf, sizeof(buf),
-                                            &err),
+    CHECK_MSG(nested_vcpu_events_encode(&plan->events, buf, sizeof(buf),
+                                        &err),
               err ? err->message : "");
 
     if (lv->injected.valid && lv->injected.origin == NESTED_ORIGIN_L0 &&

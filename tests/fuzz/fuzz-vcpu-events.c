@@ -9,7 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "nested-events.h"
+#include "nested-codec.h"
+#include "nested-import.h"
+#include "nested-restore.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -24,7 +26,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     opts = data[0];
-    if (!nested_kvm_vcpu_events_decode(data + 1, size - 1, &ev, NULL)) {
+    if (!nested_vcpu_events_decode(data + 1, size - 1, &ev, NULL)) {
         return 0;
     }
     nested_event_state_init(&st, opts & 1 ? NESTED_VENDOR_VMX
@@ -43,9 +45,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     /* Whatever the planner emits must be a blob KVM would accept. */
-    if (!nested_kvm_vcpu_events_encode(&plan.events, buf, sizeof(buf),
-                                       NULL) ||
-        !nested_kvm_vcpu_events_decode(buf, sizeof(buf), &again, NULL)) {
+    if (!nested_vcpu_events_encode(&plan.events, buf, sizeof(buf), NULL) ||
+        !nested_vcpu_events_decode(buf, sizeof(buf), &again, NULL)) {
         abort();
     }
     return 0;

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nested-validate.h"
 #include "nested-window.h"
 
 #define RECORD_SIZE 16

@@ -8,7 +8,10 @@
 
 #include <string.h>
 
-#include "nested-events.h"
+#include "nested-codec.h"
+#include "nested-import.h"
+#include "nested-restore.h"
+#include "nested-state.h"
 
 #define HDR NESTED_STATE_HDR_SIZE
 #define F_EVENT_INJ (HDR + 0xa8)
@@ -521,15 +524,13 @@ static void test_e2e_svm_nmi(void)
     NestedEventState st, back;
     NestedRestorePlan plan;
 
-    g_assert_true(nested_kvm_nested_state_encode(&v, blob,
-                                                 NESTED_STATE_SVM_MAX, NULL));
+    g_assert_true(nested_state_encode(&v, blob, NESTED_STATE_SVM_MAX, NULL));
     b_svm_l1_nmi(&st);
     g_assert_true(nested_event_plan_restore(&st, &caps, &plan, NULL));
-    g_assert_true(nested_kvm_nested_state_apply(blob, NESTED_STATE_SVM_MAX,
-                                                plan.state_edits,
-                                                plan.n_state_edits, NULL));
-    g_assert_true(nested_kvm_nested_state_decode(blob, NESTED_STATE_SVM_MAX,
-                                                 &v, NULL));
+    g_assert_true(nested_state_apply_edits(blob, NESTED_STATE_SVM_MAX,
+                                           plan.state_edits,
+                                           plan.n_state_edits, NULL));
+    g_assert_true(nested_state_decode(blob, NESTED_STATE_SVM_MAX, &v, NULL));
     g_assert_cmphex(v.svm_event_inj, ==, 0x80000202);
     nested_event_state_init(&back, NESTED_VENDOR_NONE);
     g_assert_true(nested_event_import_nested_state(&back, &v, 0, 0, NULL));
@@ -553,12 +554,12 @@ static void test_e2e_vmx_soft(void)
     NestedEventState st, back;
     NestedRestorePlan plan;
 
-    g_assert_true(nested_kvm_nested_state_encode(&v, blob, size, NULL));
+    g_assert_true(nested_state_encode(&v, blob, size, NULL));
     b_vmx_l1_soft(&st);
     g_assert_true(nested_event_plan_restore(&st, &caps, &plan, NULL));
-    g_assert_true(nested_kvm_nested_state_apply(blob, size, plan.state_edits,
-                                                plan.n_state_edits, NULL));
-    g_assert_true(nested_kvm_nested_state_decode(blob, size, &v, NULL));
+    g_assert_true(nested_state_apply_edits(blob, size, plan.state_edits,
+                                           plan.n_state_edits, NULL));
+    g_assert_true(nested_state_decode(blob, size, &v, NULL));
     g_assert_true(v.flags & KVM_STATE_NESTED_RUN_PENDING);
     nested_event_state_init(&back, NESTED_VENDOR_NONE);
     g_assert_true(nested_event_import_nested_state(&back, &v,
@@ -578,12 +579,11 @@ static void test_apply_bounds(void)
                           .field = "x" };
     g_autoptr(GError) err = NULL;
 
-    g_assert_false(nested_kvm_nested_state_apply(blob, sizeof(blob), &e, 1,
-                                                 &err));
+    g_assert_false(nested_state_apply_edits(blob, sizeof(blob), &e, 1,
+                                            &err));
     g_assert_error(err, NESTED_EVENT_ERROR, NESTED_EVENT_ERROR_TRUNCATED);
     e.offset = 8;
-    g_assert_true(nested_kvm_nested_state_apply(blob, sizeof(blob), &e, 1,
-                                                NULL));
+    g_assert_true(nested_state_apply_edits(blob, sizeof(blob), &e, 1, NULL));
     g_assert_cmpuint(blob[8], ==, 1);
 }
 

@@ -8,7 +8,7 @@
 
 #include <string.h>
 
-#include "nested-events.h"
+#include "nested-validate.h"
 
 typedef void (*Mutate)(NestedEventState *st);
 

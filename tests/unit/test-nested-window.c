@@ -16,6 +16,9 @@
 
 #include <string.h>
 
+#include "nested-restore.h"
+#include "nested-state.h"
+#include "nested-validate.h"
 #include "nested-window.h"
 
 #define V (1u << 31)

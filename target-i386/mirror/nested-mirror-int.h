@@ -1,0 +1,105 @@
+/*
+ * nested-kvm mirror: state shared by the mirror's own files
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#ifndef TARGET_I386_NESTED_MIRROR_INT_H
+#define TARGET_I386_NESTED_MIRROR_INT_H
+
+#include <linux/kvm.h>
+#include "../nested-events.h"
+#include "../nested-restore.h"
+#include "../nested-window.h"
+#include "nested-mirror.h"
+#include "nested-observer.h"
+
+/*
+ * The env fields that kvm_put_vcpu_events() writes from, as the last get
+ * left them; compared whole, so fill it with memset first.
+ */
+typedef struct NestedMirrorEnvEvents {
+    uint64_t exception_payload;
+    int32_t exception_nr;
+    int32_t interrupt_injected;
+    uint32_t error_code;
+    uint32_t hflags_smm;
+    uint32_t hflags2_nmi;
+    uint32_t interrupt_request;
+    uint32_t sipi_vector;
+    uint8_t exception_pending;
+    uint8_t exception_injected;
+    uint8_t exception_has_payload;
+    uint8_t has_error_code;
+    uint8_t soft_interrupt;
+    uint8_t nmi_injected;
+    uint8_t nmi_pending;
+    uint8_t triple_fault_pending;
+} NestedMirrorEnvEvents;
+
+typedef struct NestedMirror {
+    /* What KVM reported at the last get; valid once have_events is set */
+    struct kvm_vcpu_events events;
+    bool have_events;
+    /* env's event fields after that get, until the put that follows */
+    NestedMirrorEnvEvents synced;
+    bool have_synced;
+    /* The model built from events, the nested state and the registers */
+    NestedEventState model;
+    /*
+     * Why the last get could not be mirrored (NULL when it could).  A
+     * migration refuses to carry a model it could not build.
+     */
+    char *error;
+    /*
+     * Set by post_load: model came from a migration stream and plan must
+     * be written to KVM at the next full put, instead of what the stock
+     * fields alone would restore.
+     */
+    bool restore_pending;
+    NestedRestorePlan plan;
+    /*
+     * Set by a restoring push for the KVM_SET_VCPU_EVENTS that follows
+     * it: plan's shadow has no env field for kvm_put_vcpu_events() to use.
+     */
+    bool put_shadow;
+    /* Set by a restoring push: L1's RIP must be primed (prime_state) */
+    bool prime_rip;
+    /* vmcb12.control.next_rip at the last get (SVM guest mode) */
+    uint64_t svm_next_rip;
+    /* Armed while a migration runs (nested-mirror-migration.c) */
+    NestedObserver *observer;
+    NestedWindow window;        /* its verdict at the last get */
+    bool warned;                /* best-effort warning given, this run */
+} NestedMirror;
+
+/* Only a vCPU with SVM or VMX can run an L2. */
+static inline NestedVendor nested_mirror_vendor(CPUX86State *env)
+{
+    if (cpu_has_svm(env)) {
+        return NESTED_VENDOR_SVM;
+    }
+    if (cpu_has_vmx(env)) {
+        return NESTED_VENDOR_VMX;
+    }
+    return NESTED_VENDOR_NONE;
+}
+
+/*
+ * Within the mirror, calls go one way: vmstate and QMP call into
+ * nested-mirror.c, which calls nested-mirror-migration.c.
+ */
+
+/* nested-mirror.c */
+void nested_mirror_caps(X86CPU *cpu, NestedRestoreCaps *caps);
+
+/* nested-mirror-migration.c */
+void nested_mirror_migration_init(const NestedMirrorConfig *config);
+/*
+ * Fold the observer's verdict into m->model, in guest mode during a
+ * migration.  Fails only when the verdict leaves the model unsure and
+ * event-migration=strict; best-effort warns once per migration.
+ */
+bool nested_mirror_observe(X86CPU *cpu, NestedMirror *m, GError **errp);
+
+#endif

@@ -1,0 +1,45 @@
+/*
+ * nested-kvm: the per-vCPU mirror of KVM's injected-event state
+ *
+ * The interface of the mirror towards QEMU: the accelerator sets it up,
+ * target/i386/kvm/kvm.c calls the hooks around each state sync, and
+ * target/i386/machine.c lists its migration subsection.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#ifndef TARGET_I386_NESTED_MIRROR_H
+#define TARGET_I386_NESTED_MIRROR_H
+
+#include "migration/vmstate.h"
+#include "qapi/qapi-types-nested-kvm-target.h"
+
+struct kvm_vcpu_events;
+struct kvm_nested_state;
+
+typedef struct NestedMirrorConfig {
+    NestedKvmEventMigration event_migration;
+    uint32_t unknown_verdicts;  /* tests: force the first N verdicts */
+} NestedMirrorConfig;
+
+/* -accel nested-kvm, once KVM is up: mirror every vCPU created next. */
+void nested_mirror_setup(const NestedMirrorConfig *config);
+
+/*
+ * Hooks called from target/i386/kvm/kvm.c.  A vCPU gets a mirror at
+ * init only under nested-kvm; every hook returns at once without one.
+ */
+void nested_mirror_init_vcpu(X86CPU *cpu);
+void nested_mirror_destroy_vcpu(X86CPU *cpu);
+void nested_mirror_vcpu_events(X86CPU *cpu,
+                               const struct kvm_vcpu_events *events);
+void nested_mirror_pull(X86CPU *cpu);
+int nested_mirror_push(X86CPU *cpu, int level, Error **errp);
+struct kvm_nested_state *nested_mirror_prime_state(X86CPU *cpu);
+void nested_mirror_put_events(X86CPU *cpu, struct kvm_vcpu_events *events);
+bool nested_mirror_keep_events(X86CPU *cpu, int level);
+
+/* The "cpu/nested-events" subsection of vmstate_x86_cpu. */
+extern const VMStateDescription vmstate_nested_events;
+
+#endif

@@ -1,0 +1,236 @@
+/*
+ * nested-kvm: watch KVM's nested tracepoints on one vCPU thread
+ *
+ * KVM_GET_VCPU_EVENTS and KVM_GET_NESTED_STATE do not say that an event
+ * L1 injected into L2 is waiting for re-injection (docs/hidden-window.rst).
+ * An observer opens perf tracepoint events on kvm_nested_vmenter,
+ * kvm_nested_vmexit and kvm_nested_vmexit_inject for one vCPU thread,
+ * all written into one overwrite-mode ring, newest record first.  When
+ * the vCPU is stopped, the last records say whether the stop landed in
+ * that window (nested-window.c).
+ *
+ * The observer knows nothing of CPUs, policies or migrations: the mirror
+ * decides when to create one and what a verdict means
+ * (nested-mirror-migration.c).
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qapi/error.h"
+#include "qemu/atomic.h"
+#include "nested-observer.h"
+#include "trace.h"
+
+#include <linux/perf_event.h>
+#include <sys/syscall.h>
+
+/* Data pages per vCPU ring (a power of two): a few hundred records. */
+#define OBSERVER_RING_PAGES 8
+#define OBSERVER_MAX_RECORDS 512
+/* Larger than any of the three tracepoints' raw samples */
+#define OBSERVER_MAX_SAMPLE 512
+
+struct NestedObserver {
+    int cpu_index;
+    int fd[NESTED_TRACE__MAX];
+    void *ring;
+    size_t ring_len;
+    NestedTraceFormat format;
+};
+
+static const char *const tracefs_roots[] = {
+    "/sys/kernel/tracing", "/sys/kernel/debug/tracing",
+};
+
+static bool observer_load_format(NestedTraceFormat *fmt, NestedTraceKind kind,
+                                 Error **errp)
+{
+    const char *const *names = nested_trace_names(kind);
+    g_autoptr(GError) gerr = NULL;
+
+    for (size_t n = 0; names[n]; n++) {
+        for (size_t r = 0; r < G_N_ELEMENTS(tracefs_roots); r++) {
+            g_autofree char *path = g_strdup_printf("%s/events/kvm/%s/format",
+                                                    tracefs_roots[r],
+                                                    names[n]);
+            g_autofree char *text = NULL;
+
+            if (!g_file_get_contents(path, &text, NULL, NULL)) {
+                continue;
+            }
+            if (!nested_trace_parse_format(fmt, kind, text, &gerr)) {
+                error_setg(errp, "%s: %s", path, gerr->message);
+                return false;
+            }
+            return true;
+        }
+    }
+    error_setg(errp, "no readable tracefs format for kvm:%s under %s or %s "
+               "(tracefs not mounted, or not readable by this process)",
+               names[0], tracefs_roots[0], tracefs_roots[1]);
+    return false;
+}
+
+static int observer_perf_open(uint16_t id, int tid)
+{
+    struct perf_event_attr attr = {
+        .type = PERF_TYPE_TRACEPOINT,
+        .size = sizeof(attr),
+        .config = id,
+        .sample_period = 1,
+        .sample_type = PERF_SAMPLE_RAW,
+        /* Overwrite the oldest records: only the newest ones matter. */
+        .write_backward = 1,
+    };
+
+    return syscall(__NR_perf_event_open, &attr, tid, -1, -1,
+                   PERF_FLAG_FD_CLOEXEC);
+}
+
+void nested_observer_free(NestedObserver *o)
+{
+    if (!o) {
+        return;
+    }
+    for (int k = 0; k < NESTED_TRACE__MAX; k++) {
+        if (o->fd[k] >= 0) {
+            close(o->fd[k]);
+        }
+    }
+    if (o->ring) {
+        munmap(o->ring, o->ring_len);
+    }
+    g_free(o);
+}
+
+/* The first tracepoint owns the ring; the others write into it. */
+static bool observer_attach(NestedObserver *o, NestedTraceKind kind, int tid,
+                            Error **errp)
+{
+    int fd = observer_perf_open(o->format.ev[kind].id, tid);
+
+    if (fd < 0) {
+        error_setg_errno(errp, errno, "perf_event_open(kvm:%s) for vCPU %d "
+                         "(thread %d); tracepoint samples need CAP_PERFMON "
+                         "or kernel.perf_event_paranoid=-1",
+                         nested_trace_names(kind)[0], o->cpu_index, tid);
+        return false;
+    }
+    o->fd[kind] = fd;
+    if (kind != 0) {
+        if (ioctl(fd, PERF_EVENT_IOC_SET_OUTPUT, o->fd[0]) < 0) {
+            error_setg_errno(errp, errno, "PERF_EVENT_IOC_SET_OUTPUT for "
+                             "vCPU %d", o->cpu_index);
+            return false;
+        }
+        return true;
+    }
+    o->ring_len = (1 + OBSERVER_RING_PAGES) * qemu_real_host_page_size();
+    /* PROT_READ alone selects the overwriting ring. */
+    o->ring = mmap(NULL, o->ring_len, PROT_READ, MAP_SHARED, fd, 0);
+    if (o->ring == MAP_FAILED) {
+        o->ring = NULL;
+        error_setg_errno(errp, errno, "mmap of the perf ring for vCPU %d",
+                         o->cpu_index);
+        return false;
+    }
+    return true;
+}
+
+NestedObserver *nested_observer_new(int tid, int cpu_index, Error **errp)
+{
+    g_autoptr(NestedObserver) o = g_new0(NestedObserver, 1);
+
+    o->cpu_index = cpu_index;
+    for (int k = 0; k < NESTED_TRACE__MAX; k++) {
+        o->fd[k] = -1;
+    }
+    for (int k = 0; k < NESTED_TRACE__MAX; k++) {
+        if (!observer_load_format(&o->format, k, errp)) {
+            return NULL;
+        }
+    }
+    for (int k = 0; k < NESTED_TRACE__MAX; k++) {
+        if (!observer_attach(o, k, tid, errp)) {
+            return NULL;
+        }
+    }
+    return g_steal_pointer(&o);
+}
+
+/* Copy len bytes at stream position pos out of the ring, wrapping. */
+static void ring_copy(const uint8_t *data, uint64_t size, uint64_t pos,
+                      void *dst, size_t len)
+{
+    uint8_t *out = dst;
+
+    for (size_t i = 0; i < len; i++) {
+        out[i] = data[(pos + i) & (size - 1)];
+    }
+}
+
+/*
+ * A backward ring grows toward lower stream positions: data_head is the
+ * newest record, and -data_head bytes were written in all.
+ */
+static size_t observer_read(NestedObserver *o, NestedTraceRecord *recs,
+                            bool *complete, GError **errp)
+{
+    const struct perf_event_mmap_page *pg = o->ring;
+    const uint8_t *data = (const uint8_t *)o->ring + pg->data_offset;
+    uint64_t size = pg->data_size;
+    uint64_t head = qatomic_load_acquire(&pg->data_head);
+    uint64_t written = -head;
+    uint64_t pos = head, end = head + MIN(size, written);
+    size_t n = 0;
+
+    *complete = written <= size;
+    while (end - pos >= sizeof(struct perf_event_header) &&
+           n < OBSERVER_MAX_RECORDS) {
+        struct perf_event_header hdr;
+        uint8_t rec[OBSERVER_MAX_SAMPLE];
+        uint32_t raw_size;
+
+        ring_copy(data, size, pos, &hdr, sizeof(hdr));
+        if (hdr.size < sizeof(hdr) || hdr.size > end - pos) {
+            *complete = false;      /* the oldest record was cut */
+            break;
+        }
+        if (hdr.type == PERF_RECORD_SAMPLE && hdr.size <= sizeof(rec)) {
+            ring_copy(data, size, pos, rec, hdr.size);
+            memcpy(&raw_size, rec + sizeof(hdr), sizeof(raw_size));
+            if (raw_size <= hdr.size - sizeof(hdr) - sizeof(raw_size)) {
+                if (nested_trace_decode(&o->format,
+                                        rec + sizeof(hdr) + sizeof(raw_size),
+                                        raw_size, &recs[n], errp)) {
+                    n++;
+                } else if (*errp) {
+                    return 0;
+                }
+            }
+        }
+        pos += hdr.size;
+    }
+    return n;
+}
+
+void nested_observer_judge(NestedObserver *o, NestedWindow *w)
+{
+    g_autofree NestedTraceRecord *recs =
+        g_new0(NestedTraceRecord, OBSERVER_MAX_RECORDS);
+    g_autoptr(GError) gerr = NULL;
+    bool complete;
+    size_t n;
+
+    n = observer_read(o, recs, &complete, &gerr);
+    if (gerr) {
+        memset(w, 0, sizeof(*w));
+        w->verdict = NESTED_WINDOW_UNKNOWN;
+        g_strlcpy(w->why, gerr->message, sizeof(w->why));
+    } else {
+        nested_window_judge(recs, n, complete, w);
+    }
+    trace_nested_observer_judge(o->cpu_index, n, complete, w->verdict,
+                                w->exit_int_info);
+}
