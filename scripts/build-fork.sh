@@ -197,7 +197,9 @@ run_ninja() {
                 }
                 next
             }
-            /error|Error|FAILED/ { print; fflush() }
+            /error|Error|FAILED|undefined reference|multiple definition/ {
+                print; fflush()
+            }
         '
     return "${PIPESTATUS[0]}"
 }
