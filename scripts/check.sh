@@ -69,6 +69,15 @@ checkpatch() {
     done < <(cd "$top" && git ls-files -co --exclude-standard -- '*.c' '*.h')
 }
 
+# One-way layers of our C code (scripts/check-layers.py): its negative
+# controls on synthetic trees first, then our tree.
+layers() {
+    local rc=0
+    /usr/bin/python3 "$top/tests/unit/test_check_layers.py" || rc=1
+    /usr/bin/python3 "$top/scripts/check-layers.py" || rc=1
+    return $rc
+}
+
 functional() {
     local t rc=0
     for t in "$top"/tests/functional/test_*.py; do
@@ -87,6 +96,7 @@ if [ -x "$top/scripts/run-fuzz.sh" ]; then
     stage fuzz "$top/scripts/run-fuzz.sh" "$FUZZ_SECONDS"
 fi
 stage checkpatch checkpatch
+stage layers layers
 stage functional functional
 # Real KVM: nested SVM inside the fork's TCG (docs/lab.rst).
 if [ "${NKVM_LAB:-1}" = 1 ]; then
