@@ -51,6 +51,14 @@ torture: fork standalone
 check-sanitize: standalone
 	scripts/check-sanitize.sh
 
+# The layer check alone, in seconds: its negative controls on synthetic
+# trees, then our tree (scripts/check-layers.py; docs/architecture.rst,
+# "Tests").  make check runs it as its "layers" stage.
+.PHONY: layers
+layers:
+	/usr/bin/python3 tests/unit/test_check_layers.py
+	/usr/bin/python3 scripts/check-layers.py
+
 checkpatch: fork
 	git ls-files -co --exclude-standard -- '*.c' '*.h' | \
 	    xargs -n1 build/qemu-10.0.13/scripts/checkpatch.pl --no-tree -q -f

@@ -8,6 +8,11 @@
 #                                    own build directory qemu-build-asan
 #                                    -> build/qemu-system-x86_64-asan
 #                                    (scripts/check-sanitize.sh)
+#   scripts/build-fork.sh --no-kvm   the fork without KVM (--disable-kvm,
+#                                    TCG only), same tree, own build
+#                                    directory qemu-build-nokvm
+#                                    -> build/qemu-system-x86_64-nokvm
+#                                    (the nokvm stage of scripts/check.sh)
 #
 # QEMU_SRC=/path/to/qemu-10.0.13 replaces the Debian download.  Re-running
 # is incremental: the tree and build directory are reused, and only changed
@@ -20,34 +25,43 @@ flavour=fork
 case "${1:-}" in
     --pristine) flavour=stock ;;
     --sanitize) flavour=asan ;;
+    --no-kvm) flavour=nokvm ;;
 esac
 
+# Every flavour but stock builds the fork's tree (its patches and
+# overlay); each flavour has its own build directory and binary, named by
+# a suffix, so that none touches another's.
 # firmware: the -L directory this flavour fills (SeaBIOS and its option
-# ROMs); none for stock, whose tests use the fork's.
-if [ "$flavour" = fork ]; then
-    tree=$build/qemu-10.0.13
-    objdir=$build/qemu-build
-    binary=$build/qemu-system-x86_64
-    firmware=$build/firmware
-    patches=("$top"/scripts/patches/*.patch)
-    pkgversion="qemu-nested-kvm fork"
-elif [ "$flavour" = asan ]; then
-    # The fork's tree and overlay, built apart so that neither build
-    # directory nor binary of the normal fork is touched.
-    tree=$build/qemu-10.0.13
-    objdir=$build/qemu-build-asan
-    binary=$build/qemu-system-x86_64-asan
-    firmware=$build/firmware-asan
-    patches=("$top"/scripts/patches/*.patch)
-    pkgversion="qemu-nested-kvm fork, ASan+UBSan"
-else
-    tree=$build/qemu-10.0.13-stock
-    objdir=$build/qemu-build-stock
-    binary=$build/qemu-system-x86_64-stock
-    firmware=
-    patches=("$top"/scripts/patches/0001-*.patch)
-    pkgversion="pristine 10.0.13 baseline"
-fi
+# ROMs); none for stock, whose tests use the fork's, nor for nokvm, whose
+# check needs none.
+tree=$build/qemu-10.0.13
+patches=("$top"/scripts/patches/*.patch)
+case "$flavour" in
+    fork)
+        suffix=
+        firmware=$build/firmware
+        pkgversion="qemu-nested-kvm fork"
+        ;;
+    asan)
+        suffix=-asan
+        firmware=$build/firmware-asan
+        pkgversion="qemu-nested-kvm fork, ASan+UBSan"
+        ;;
+    nokvm)
+        suffix=-nokvm
+        firmware=
+        pkgversion="qemu-nested-kvm fork, without KVM"
+        ;;
+    stock)
+        suffix=-stock
+        tree=$build/qemu-10.0.13-stock
+        firmware=
+        patches=("$top"/scripts/patches/0001-*.patch)
+        pkgversion="pristine 10.0.13 baseline"
+        ;;
+esac
+objdir=$build/qemu-build$suffix
+binary=$build/qemu-system-x86_64$suffix
 
 log() { echo "build-fork[$flavour]: $*"; }
 
@@ -131,13 +145,15 @@ lay_overlay() {
 }
 
 configure_args() {
-    local cc=cc
+    local cc=cc kvm=--enable-kvm
     command -v ccache >/dev/null && cc="ccache cc"
+    # nokvm: the fork must also build and link for TCG alone.
+    [ "$flavour" != nokvm ] || kvm=--disable-kvm
     # virtfs: the lab shares the host's filesystem with L1 over 9p, and
     # the fork itself is the lab's L0.
     printf '%s\n' --python=/usr/bin/python3 --cc="$cc" \
         --target-list=x86_64-softmmu --disable-docs --disable-werror \
-        --without-default-features --enable-kvm --enable-tcg \
+        --without-default-features "$kvm" --enable-tcg \
         --enable-virtfs --enable-attr \
         --disable-download --disable-install-blobs \
         --with-pkgversion="$pkgversion"
@@ -181,7 +197,9 @@ run_ninja() {
                 }
                 next
             }
-            /error|Error|FAILED/ { print; fflush() }
+            /error|Error|FAILED|undefined reference|multiple definition/ {
+                print; fflush()
+            }
         '
     return "${PIPESTATUS[0]}"
 }

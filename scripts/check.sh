@@ -20,6 +20,21 @@ build_fork() {
     "$top/scripts/build-fork.sh" && echo "ok - build qemu-system-x86_64"
 }
 
+# The fork without KVM (--disable-kvm, TCG only) must link too, refuse
+# -accel nested-kvm and answer x-query-nested-events under TCG with an
+# error, not a crash.
+build_nokvm() {
+    if ! "$top/scripts/build-fork.sh" --no-kvm; then
+        echo "not ok - build qemu-system-x86_64 without KVM"
+        return 1
+    fi
+    echo "ok - build qemu-system-x86_64 without KVM"
+    /usr/bin/python3 "$top/tests/nokvm/test_nokvm.py" \
+        "$build/qemu-system-x86_64-nokvm" \
+        -L "$build/tools/usr/share/seabios" \
+        -L "$build/qemu-build-nokvm/pc-bios/optionrom"
+}
+
 # Pristine 10.0.13, for the stream-compatibility tests.
 build_stock() {
     "$top/scripts/build-fork.sh" --pristine &&
@@ -54,6 +69,15 @@ checkpatch() {
     done < <(cd "$top" && git ls-files -co --exclude-standard -- '*.c' '*.h')
 }
 
+# One-way layers of our C code (scripts/check-layers.py): its negative
+# controls on synthetic trees first, then our tree.
+layers() {
+    local rc=0
+    /usr/bin/python3 "$top/tests/unit/test_check_layers.py" || rc=1
+    /usr/bin/python3 "$top/scripts/check-layers.py" || rc=1
+    return $rc
+}
+
 functional() {
     local t rc=0
     for t in "$top"/tests/functional/test_*.py; do
@@ -65,12 +89,14 @@ functional() {
 
 "$top/scripts/install-deps.sh" || { echo "not ok - install-deps"; }
 stage build build_fork
+stage nokvm build_nokvm
 stage stock build_stock
 stage unit unit_tests
 if [ -x "$top/scripts/run-fuzz.sh" ]; then
     stage fuzz "$top/scripts/run-fuzz.sh" "$FUZZ_SECONDS"
 fi
 stage checkpatch checkpatch
+stage layers layers
 stage functional functional
 # Real KVM: nested SVM inside the fork's TCG (docs/lab.rst).
 if [ "${NKVM_LAB:-1}" = 1 ]; then

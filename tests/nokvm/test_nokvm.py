@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""
+The fork built without KVM (scripts/build-fork.sh --no-kvm,
+build/qemu-system-x86_64-nokvm): what a TCG-only binary does with what
+needs KVM.
+
+  -accel nested-kvm      refused at start-up with QEMU's own error
+                         ("invalid accelerator nested-kvm"): the
+                         accelerator is built only with CONFIG_KVM;
+  -accel tcg             starts a pc machine (stopped, -S) with QMP on
+                         stdio;
+  x-query-nested-events  answers an error, whichever: GenericError from
+                         a stub, or CommandNotFound if the schema leaves
+                         the command out; not a crash, not a result;
+  and QEMU then still answers query-status and quits with status 0.
+
+    tests/nokvm/test_nokvm.py QEMU [-L DIR]...
+
+-L as for QEMU (SeaBIOS, the option ROMs); check.sh passes build/tools'
+SeaBIOS and the nokvm build's option ROMs.  Prints TAP lines; exits 1 if
+any check failed.
+
+SPDX-License-Identifier: GPL-2.0-or-later
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+
+TIMEOUT = 60
+REFUSE_TIMEOUT = 20
+
+
+class Tap:
+    def __init__(self):
+        self.n = 0
+        self.failed = 0
+
+    def check(self, cond, desc, detail=""):
+        self.n += 1
+        if not cond:
+            self.failed += 1
+        extra = f": {detail}" if detail else ""
+        print(f"{'ok' if cond else 'not ok'} {self.n} - nokvm: {desc}{extra}",
+              flush=True)
+        return cond
+
+
+def status_name(rc):
+    return f"killed by signal {-rc}" if rc < 0 else f"status {rc}"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[1])
+    ap.add_argument("qemu")
+    ap.add_argument("-L", dest="firmware", action="append", default=[])
+    args = ap.parse_args()
+    base = [args.qemu, "-M", "pc", "-nodefaults", "-display", "none", "-S"]
+    for d in args.firmware:
+        base += ["-L", d]
+    tap = Tap()
+
+    # nested-kvm: refused, by QEMU's accelerator lookup.  A QEMU that
+    # accepted it sits stopped (-S) until the timeout kills it.
+    try:
+        proc = subprocess.run(base + ["-accel", "nested-kvm"],
+                              stdin=subprocess.DEVNULL, capture_output=True,
+                              text=True, timeout=REFUSE_TIMEOUT, check=False)
+        refused = proc.returncode == 1 and \
+            "invalid accelerator nested-kvm" in proc.stderr
+        detail = f"{status_name(proc.returncode)}, {proc.stderr.strip()!r}"
+    except subprocess.TimeoutExpired:
+        refused = False
+        detail = f"QEMU started; still running after {REFUSE_TIMEOUT} s"
+    tap.check(refused, "-accel nested-kvm is refused", detail)
+
+    # tcg: QMP on stdio, every command tagged with an id.
+    cmds = [("caps", "qmp_capabilities"), ("query", "x-query-nested-events"),
+            ("status", "query-status"), ("quit", "quit")]
+    stdin = "".join(json.dumps({"execute": c, "id": i}) + "\n"
+                    for i, c in cmds)
+    try:
+        proc = subprocess.run(base + ["-accel", "tcg", "-qmp", "stdio"],
+                              input=stdin, capture_output=True, text=True,
+                              timeout=TIMEOUT, check=False)
+    except subprocess.TimeoutExpired as exc:
+        tap.check(False, "-accel tcg starts and answers QMP",
+                  f"no exit within {TIMEOUT} s; stdout {exc.stdout!r}")
+        print(f"1..{tap.n}")
+        return 1
+    answers = {}
+    for line in proc.stdout.splitlines():
+        try:
+            msg = json.loads(line)
+        except ValueError:
+            continue
+        if "id" in msg:
+            answers[msg["id"]] = msg
+    detail = (f"{status_name(proc.returncode)}, stderr "
+              f"{proc.stderr.strip()!r}")
+    tap.check("return" in answers.get("caps", {}),
+              "-accel tcg starts and answers QMP", detail)
+    query = answers.get("query", {})
+    if "error" in query:
+        e = query["error"]
+        tap.check(True, "x-query-nested-events under TCG is an error",
+                  f"{e.get('class')}: {e.get('desc')}")
+    else:
+        tap.check(False, "x-query-nested-events under TCG is an error",
+                  f"answer {query or 'none'}; {detail}")
+    tap.check("return" in answers.get("status", {}) and
+              "return" in answers.get("quit", {}) and proc.returncode == 0,
+              "QEMU runs on after it and quits with status 0", detail)
+    print(f"1..{tap.n}", flush=True)
+    return 1 if tap.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
