@@ -67,13 +67,11 @@ LAYERS = {
 LAYER_TABLE = [
     ("accel/nested-kvm/*.[ch]", "accel"),
     ("target-i386/mirror/nested-mirror*.[ch]", "mirror"),
-    ("target-i386/mirror/trace.h", "mirror"),
     ("target-i386/mirror/nested-observer.[ch]", "observer"),
+    # Only includes the generated trace header; the lowest user owns it.
+    ("target-i386/mirror/trace.h", "observer"),
     ("target-i386/*.[ch]", "core"),
     ("target-i386/tcg/*.[ch]", "tcg"),
-    # Today's names, until the redesign of issue #13 lands: drop these.
-    ("target-i386/mirror/nested-kvm-observe.c", "observer"),
-    ("target-i386/mirror/nested-kvm-*.[ch]", "mirror"),
 ]
 
 # Where build-fork.sh lays our directories in QEMU's tree, when the tree
@@ -81,7 +79,6 @@ LAYER_TABLE = [
 DEFAULT_OVERLAY = [
     ("accel/nested-kvm", "accel/nested-kvm"),
     ("target-i386", "target/i386/nested-kvm"),
-    ("target-i386/tcg", "target/i386/tcg/nkvm"),
 ]
 
 # QEMU's quote-include search path besides the including file's directory.
@@ -251,8 +248,9 @@ def is_function_head(head):
     if not head or head[-1].text != ")":
         return False
     top = [head[i].text for i in depth0(head)]
-    return "=" not in top and not (top and top[0] in ("struct", "union",
-                                                      "enum", "typedef"))
+    # "struct foo *f(void) {" is a function; a struct definition's head
+    # never ends in ')'.
+    return "=" not in top and not (top and top[0] == "typedef")
 
 
 def last_group_start(head):

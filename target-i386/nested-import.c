@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "nested-import.h"
-#include "nested-intinfo.h"
+#include "nested-event-info.h"
 
 G_STATIC_ASSERT(sizeof(struct kvm_vcpu_events) == 64);
 G_STATIC_ASSERT(offsetof(struct kvm_vcpu_events, exception_payload) == 56);

@@ -3,7 +3,7 @@
  *
  * The interruption-information words of SVM (EVENTINJ, EXITINTINFO) and
  * VMX (VM-entry, IDT-vectoring and VM-exit interruption information),
- * and the conversions between a model event and those words.
+ * bit by bit; nested-event-info.h maps them to model events.
  */
 
 #ifndef TARGET_I386_NESTED_INTINFO_H
@@ -46,6 +46,8 @@ typedef struct NestedIntInfo {
     uint32_t inactive;      /* whole word when !valid, else 0 */
 } NestedIntInfo;
 
+/* The word's name in errors, e.g. "svm.event_inj" */
+const char *nested_intinfo_kind_name(NestedIntInfoKind kind);
 /*
  * Errors name the word (e.g. "svm.event_inj=0x80000100: ...").  Reserved
  * bits and types the word never carries are refused.
@@ -54,24 +56,5 @@ bool nested_intinfo_decode(NestedIntInfoKind kind, uint32_t raw,
                            NestedIntInfo *out, GError **errp);
 bool nested_intinfo_encode(NestedIntInfoKind kind, const NestedIntInfo *in,
                            uint32_t *raw, GError **errp);
-
-/*
- * Model event <-> SVM EVENTINJ/EXITINTINFO (+ error-code word).
- * SVM has no separate soft-exception type: type 3 with vector 3 or 4 is
- * INT3/INTO (as KVM's is_evtinj_soft() reads it), so a hardware
- * exception with those vectors, ICEBP and type 7 are unrepresentable.
- * An NMI's vector is ignored by SVM (KVM writes 0); the model always
- * says 2 and the encoder writes 2.
- */
-bool nested_event_from_svm(NestedIntInfoKind kind, uint32_t raw,
-                           uint32_t err, NestedEvent *ev, GError **errp);
-bool nested_event_to_svm(const NestedEvent *ev, uint32_t *raw,
-                         uint32_t *err, GError **errp);
-/* Model event <-> VMX interruption info + error code + insn length. */
-bool nested_event_from_vmx(NestedIntInfoKind kind, uint32_t raw,
-                           uint32_t err, uint32_t insn_len,
-                           NestedEvent *ev, GError **errp);
-bool nested_event_to_vmx(const NestedEvent *ev, uint32_t *raw,
-                         uint32_t *err, uint32_t *insn_len, GError **errp);
 
 #endif /* TARGET_I386_NESTED_INTINFO_H */

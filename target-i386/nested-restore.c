@@ -19,7 +19,7 @@
 #include <string.h>
 
 #include "nested-bytes.h"
-#include "nested-intinfo.h"
+#include "nested-event-info.h"
 #include "nested-restore.h"
 #include "nested-state.h"
 #include "nested-validate.h"

@@ -9,7 +9,7 @@
 #include <inttypes.h>
 #include <string.h>
 
-#include "nested-intinfo.h"
+#include "nested-event-info.h"
 #include "nested-window.h"
 
 /* EVENTINJ and EXITINTINFO share one layout (APM vol. 2, 15.20, 15.7.2). */

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nested-event-info.h"
 #include "nested-intinfo.h"
 #include "nested-restore.h"
 #include "nested-validate.h"

@@ -28,7 +28,7 @@
 
 #include "nested-codec.h"
 #include "nested-import.h"
-#include "nested-intinfo.h"
+#include "nested-event-info.h"
 #include "nested-restore.h"
 #include "nested-state.h"
 #include "nested-validate.h"

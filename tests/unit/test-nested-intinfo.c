@@ -7,6 +7,7 @@
 
 #include <string.h>
 
+#include "nested-event-info.h"
 #include "nested-intinfo.h"
 
 static const NestedIntInfoKind all_kinds[] = {

@@ -96,7 +96,7 @@ int svc_do(int x)
     const char *s = "util_add(";    /* a string names nothing */
 
     (void)s;
-    return svc_ops.fn(util_add(x, 1));
+    return svc_ops.fn(util_add(x, 1)) + util_last() + !util_box_new();
 }
 """,
     "low/util.h": """\
@@ -104,6 +104,8 @@ int svc_do(int x)
 #define UTIL_H
 extern int util_count;
 int util_add(int a, int b);
+struct util_box *util_box_new(void);
+int util_last(void);
 
 static inline int util_twice(int x)
 {
@@ -120,6 +122,17 @@ int util_add(int a, int b)
 {
     util_count++;
     return a + b;
+}
+
+/* A function returning a struct pointer, then one after it. */
+struct util_box *util_box_new(void)
+{
+    return 0;
+}
+
+int util_last(void)
+{
+    return util_add(0, 0);
 }
 """,
     "iso/iso.c": """\
@@ -215,7 +228,7 @@ CLEAN_EDGES = [
     "mid/svc.h:3 -> low/util.h",
     "mid/svc.c:2 -> low/util.h",
     "top/app.c -> mid/svc.c: svc_do",
-    "mid/svc.c -> low/util.c: util_add, util_count",
+    "mid/svc.c -> low/util.c: util_add, util_box_new, util_count, util_last",
     "mid/svc.c -> low/util.h: util_twice",
 ]
 
