@@ -14,6 +14,17 @@ GQuark nested_event_error_quark(void)
     return g_quark_from_static_string("nested-event-error-quark");
 }
 
+bool nested_event_fail(GError **errp, int code, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    g_propagate_error(errp, g_error_new_valist(NESTED_EVENT_ERROR, code,
+                                               fmt, ap));
+    va_end(ap);
+    return false;
+}
+
 void nested_event_state_init(NestedEventState *st, NestedVendor vendor)
 {
     memset(st, 0, sizeof(*st));

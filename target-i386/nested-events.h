@@ -36,6 +36,10 @@ typedef enum NestedEventErrorCode {
     NESTED_EVENT_ERROR_REFUSED,         /* destination cannot restore it */
 } NestedEventErrorCode;
 
+/* Set a NESTED_EVENT_ERROR of code on errp; returns false, for "return". */
+bool G_GNUC_PRINTF(3, 4) nested_event_fail(GError **errp, int code,
+                                           const char *fmt, ...);
+
 /* ------------------------------------------------------------------ */
 /* The model                                                          */
 /* ------------------------------------------------------------------ */

@@ -42,18 +42,6 @@ G_STATIC_ASSERT(sizeof(struct kvm_vmx_nested_state_hdr) == 32);
 
 #define PAGE_MASK_4K 0xfffu
 
-static bool G_GNUC_PRINTF(3, 4) ns_fail(GError **errp, int code,
-                                        const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    g_propagate_error(errp, g_error_new_valist(NESTED_EVENT_ERROR, code,
-                                               fmt, ap));
-    va_end(ap);
-    return false;
-}
-
 static bool check_zero(const uint8_t *data, uint32_t from, uint32_t to,
                        const char *what, GError **errp)
 {
@@ -61,9 +49,9 @@ static bool check_zero(const uint8_t *data, uint32_t from, uint32_t to,
 
     for (i = from; i < to; i++) {
         if (data[i]) {
-            return ns_fail(errp, NESTED_EVENT_ERROR_RESERVED,
-                           "%s[%u]=0x%02x: must be 0", what, i - from,
-                           data[i]);
+            return nested_event_fail(errp, NESTED_EVENT_ERROR_RESERVED,
+                                     "%s[%u]=0x%02x: must be 0", what, i - from,
+                                     data[i]);
         }
     }
     return true;
@@ -97,20 +85,21 @@ static bool decode_svm(const uint8_t *data, NestedStateView *v,
     bool guest = v->flags & KVM_STATE_NESTED_GUEST_MODE;
 
     if (v->flags & ~known) {
-        return ns_fail(errp, NESTED_EVENT_ERROR_INVALID,
-                       "flags=0x%x: bits 0x%x not valid for SVM", v->flags,
-                       v->flags & ~known);
+        return nested_event_fail(errp, NESTED_EVENT_ERROR_INVALID,
+                                 "flags=0x%x: bits 0x%x not valid for SVM",
+                                 v->flags, v->flags & ~known);
     }
     if ((v->flags & KVM_STATE_NESTED_RUN_PENDING) && !guest) {
-        return ns_fail(errp, NESTED_EVENT_ERROR_INVALID,
-                       "flags=0x%x: RUN_PENDING without GUEST_MODE",
-                       v->flags);
+        return nested_event_fail(errp, NESTED_EVENT_ERROR_INVALID,
+                                 "flags=0x%x: RUN_PENDING without GUEST_MODE",
+                                 v->flags);
     }
     if (v->size != (guest ? NESTED_STATE_SVM_MAX : NESTED_STATE_HDR_SIZE)) {
-        return ns_fail(errp, NESTED_EVENT_ERROR_INVALID,
-                       "size=%u: SVM state is %u bytes %s guest mode",
-                       v->size, guest ? NESTED_STATE_SVM_MAX :
-                       NESTED_STATE_HDR_SIZE, guest ? "in" : "outside");
+        return nested_event_fail(
+            errp, NESTED_EVENT_ERROR_INVALID,
+            "size=%u: SVM state is %u bytes %s guest mode", v->size,
+            guest ? NESTED_STATE_SVM_MAX : NESTED_STATE_HDR_SIZE,
+            guest ? "in" : "outside");
     }
     v->vmcb_pa = nested_ld64(data + NS_SVM_VMCB_PA);
     if (!check_zero(data, NS_HDR + NS_SVM_HDR_USED, NS_HDR + NS_HDR_LEN,
@@ -119,16 +108,18 @@ static bool decode_svm(const uint8_t *data, NestedStateView *v,
     }
     if (!guest) {
         if (v->vmcb_pa) {
-            return ns_fail(errp, NESTED_EVENT_ERROR_INVALID,
-                           "hdr.svm.vmcb_pa=0x%" PRIx64 ": set outside "
-                           "guest mode", v->vmcb_pa);
+            return nested_event_fail(errp, NESTED_EVENT_ERROR_INVALID,
+                                     "hdr.svm.vmcb_pa=0x%" PRIx64
+                                     ": set outside "
+                                     "guest mode",
+                                     v->vmcb_pa);
         }
         return true;
     }
     if (!page_aligned(v->vmcb_pa)) {
-        return ns_fail(errp, NESTED_EVENT_ERROR_INVALID,
-                       "hdr.svm.vmcb_pa=0x%" PRIx64 ": not page aligned",
-                       v->vmcb_pa);
+        return nested_event_fail(
+            errp, NESTED_EVENT_ERROR_INVALID,
+            "hdr.svm.vmcb_pa=0x%" PRIx64 ": not page aligned", v->vmcb_pa);
     }
     v->has_vmcs = true;
     read_svm_vmcb12(data, v);
@@ -176,40 +167,42 @@ static bool decode_vmx_header(const uint8_t *data, NestedStateView *v,
     v->vmx_preemption_timer_deadline = nested_ld64(data + NS_VMX_DEADLINE);
 
     if (v->flags & ~known) {
-        return ns_fail(errp, NESTED_EVENT_ERROR_INVALID,
-                       "flags=0x%x: bits 0x%x not valid for VMX", v->flags,
-                       v->flags & ~known);
+        return nested_event_fail(errp, NESTED_EVENT_ERROR_INVALID,
+                                 "flags=0x%x: bits 0x%x not valid for VMX",
+                                 v->flags, v->flags & ~known);
     }
     if ((v->flags & (KVM_STATE_NESTED_RUN_PENDING |
                      KVM_STATE_NESTED_MTF_PENDING)) && !guest) {
-        return ns_fail(errp, NESTED_EVENT_ERROR_INVALID,
-                       "flags=0x%x: RUN_PENDING/MTF_PENDING without "
-                       "GUEST_MODE", v->flags);
+        return nested_event_fail(errp, NESTED_EVENT_ERROR_INVALID,
+                                 "flags=0x%x: RUN_PENDING/MTF_PENDING without "
+                                 "GUEST_MODE",
+                                 v->flags);
     }
     if (nested_ld16(data + NS_VMX_PAD)) {
-        return ns_fail(errp, NESTED_EVENT_ERROR_RESERVED,
-                       "hdr.vmx.pad=0x%x: must be 0",
-                       nested_ld16(data + NS_VMX_PAD));
+        return nested_event_fail(errp, NESTED_EVENT_ERROR_RESERVED,
+                                 "hdr.vmx.pad=0x%x: must be 0",
+                                 nested_ld16(data + NS_VMX_PAD));
     }
     if (!check_zero(data, NS_HDR + NS_VMX_HDR_USED, NS_HDR + NS_HDR_LEN,
                     "hdr.vmx.reserved", errp)) {
         return false;
     }
     if (v->vmx_smm_flags & ~smm_known) {
-        return ns_fail(errp, NESTED_EVENT_ERROR_INVALID,
-                       "hdr.vmx.smm.flags=0x%x: unknown bits",
-                       v->vmx_smm_flags);
+        return nested_event_fail(errp, NESTED_EVENT_ERROR_INVALID,
+                                 "hdr.vmx.smm.flags=0x%x: unknown bits",
+                                 v->vmx_smm_flags);
     }
     if ((v->vmx_smm_flags & KVM_STATE_NESTED_SMM_GUEST_MODE) &&
         (guest || !(v->vmx_smm_flags & KVM_STATE_NESTED_SMM_VMXON))) {
-        return ns_fail(errp, NESTED_EVENT_ERROR_INVALID,
-                       "hdr.vmx.smm.flags=0x%x: SMM_GUEST_MODE needs "
-                       "SMM_VMXON and excludes GUEST_MODE",
-                       v->vmx_smm_flags);
+        return nested_event_fail(errp, NESTED_EVENT_ERROR_INVALID,
+                                 "hdr.vmx.smm.flags=0x%x: SMM_GUEST_MODE needs "
+                                 "SMM_VMXON and excludes GUEST_MODE",
+                                 v->vmx_smm_flags);
     }
     if (v->vmx_flags & ~KVM_STATE_VMX_PREEMPTION_TIMER_DEADLINE) {
-        return ns_fail(errp, NESTED_EVENT_ERROR_INVALID,
-                       "hdr.vmx.flags=0x%x: unknown bits", v->vmx_flags);
+        return nested_event_fail(errp, NESTED_EVENT_ERROR_INVALID,
+                                 "hdr.vmx.flags=0x%x: unknown bits",
+                                 v->vmx_flags);
     }
     return true;
 }
@@ -218,15 +211,17 @@ static bool decode_vmx_outside_vmx(NestedStateView *v, GError **errp)
 {
     if (v->vmx_smm_flags || v->vmcs12_pa != NESTED_STATE_INVALID_GPA ||
         (v->flags & ~KVM_STATE_NESTED_EVMCS) || v->vmx_flags) {
-        return ns_fail(errp, NESTED_EVENT_ERROR_INVALID,
-                       "hdr.vmx.vmxon_pa=-1: outside VMX operation only "
-                       "flags=EVMCS is allowed (flags=0x%x, vmcs12_pa=0x%"
-                       PRIx64 ", smm.flags=0x%x)", v->flags, v->vmcs12_pa,
-                       v->vmx_smm_flags);
+        return nested_event_fail(
+            errp, NESTED_EVENT_ERROR_INVALID,
+            "hdr.vmx.vmxon_pa=-1: outside VMX operation only "
+            "flags=EVMCS is allowed (flags=0x%x, vmcs12_pa=0x%" PRIx64
+            ", smm.flags=0x%x)",
+            v->flags, v->vmcs12_pa, v->vmx_smm_flags);
     }
     if (v->size != NESTED_STATE_HDR_SIZE) {
-        return ns_fail(errp, NESTED_EVENT_ERROR_INVALID,
-                       "size=%u: no vmcs12 outside VMX operation", v->size);
+        return nested_event_fail(errp, NESTED_EVENT_ERROR_INVALID,
+                                 "size=%u: no vmcs12 outside VMX operation",
+                                 v->size);
     }
     return true;
 }
@@ -240,51 +235,55 @@ static bool decode_vmx_vmcs12(const uint8_t *data, NestedStateView *v,
         /* "Empty VMXON": vmx_set_nested_state() needs nothing loaded. */
         if (guest || (v->flags & KVM_STATE_NESTED_EVMCS) ||
             v->vmcs12_pa != NESTED_STATE_INVALID_GPA) {
-            return ns_fail(errp, NESTED_EVENT_ERROR_INVALID,
-                           "size=%u: flags=0x%x / vmcs12_pa=0x%" PRIx64
-                           " need a vmcs12", v->size, v->flags,
-                           v->vmcs12_pa);
+            return nested_event_fail(
+                errp, NESTED_EVENT_ERROR_INVALID,
+                "size=%u: flags=0x%x / vmcs12_pa=0x%" PRIx64 " need a vmcs12",
+                v->size, v->flags, v->vmcs12_pa);
         }
         return true;
     }
     if (v->size != NESTED_STATE_HDR_SIZE + NESTED_STATE_VMCS_SIZE &&
         v->size != NESTED_STATE_VMX_MAX) {
-        return ns_fail(errp, NESTED_EVENT_ERROR_INVALID,
-                       "size=%u: VMX state is %u, %u or %u bytes", v->size,
-                       NESTED_STATE_HDR_SIZE,
-                       NESTED_STATE_HDR_SIZE + NESTED_STATE_VMCS_SIZE,
-                       NESTED_STATE_VMX_MAX);
+        return nested_event_fail(errp, NESTED_EVENT_ERROR_INVALID,
+                                 "size=%u: VMX state is %u, %u or %u bytes",
+                                 v->size, NESTED_STATE_HDR_SIZE,
+                                 NESTED_STATE_HDR_SIZE + NESTED_STATE_VMCS_SIZE,
+                                 NESTED_STATE_VMX_MAX);
     }
     if (v->vmcs12_pa == NESTED_STATE_INVALID_GPA) {
         if (!(v->flags & KVM_STATE_NESTED_EVMCS)) {
-            return ns_fail(errp, NESTED_EVENT_ERROR_INVALID,
-                           "hdr.vmx.vmcs12_pa=-1: vmcs12 data without a "
-                           "current VMCS or eVMCS");
+            return nested_event_fail(
+                errp, NESTED_EVENT_ERROR_INVALID,
+                "hdr.vmx.vmcs12_pa=-1: vmcs12 data without a "
+                "current VMCS or eVMCS");
         }
     } else if (!page_aligned(v->vmcs12_pa) ||
                v->vmcs12_pa == v->vmxon_pa) {
-        return ns_fail(errp, NESTED_EVENT_ERROR_INVALID,
-                       "hdr.vmx.vmcs12_pa=0x%" PRIx64 ": not page aligned "
-                       "or equal to vmxon_pa", v->vmcs12_pa);
+        return nested_event_fail(errp, NESTED_EVENT_ERROR_INVALID,
+                                 "hdr.vmx.vmcs12_pa=0x%" PRIx64
+                                 ": not page aligned "
+                                 "or equal to vmxon_pa",
+                                 v->vmcs12_pa);
     }
     v->has_vmcs = true;
     read_vmcs12(data, v);
     if ((v->vmx_revision & ~NESTED_VMCS12_SHADOW_BIT) !=
         NESTED_VMCS12_REVISION) {
-        return ns_fail(errp, NESTED_EVENT_ERROR_INVALID,
-                       "vmcs12.revision_id=0x%08x: expected 0x%08x",
-                       v->vmx_revision, NESTED_VMCS12_REVISION);
+        return nested_event_fail(errp, NESTED_EVENT_ERROR_INVALID,
+                                 "vmcs12.revision_id=0x%08x: expected 0x%08x",
+                                 v->vmx_revision, NESTED_VMCS12_REVISION);
     }
     if (v->size == NESTED_STATE_VMX_MAX) {
         v->has_shadow_vmcs = true;
         v->vmx_shadow_revision = nested_ld32(data + NS_SHADOW);
         if (v->vmx_shadow_revision !=
             (NESTED_VMCS12_REVISION | NESTED_VMCS12_SHADOW_BIT)) {
-            return ns_fail(errp, NESTED_EVENT_ERROR_INVALID,
-                           "shadow_vmcs12.revision_id=0x%08x: expected "
-                           "0x%08x with the shadow bit",
-                           v->vmx_shadow_revision,
-                           NESTED_VMCS12_REVISION | NESTED_VMCS12_SHADOW_BIT);
+            return nested_event_fail(
+                errp, NESTED_EVENT_ERROR_INVALID,
+                "shadow_vmcs12.revision_id=0x%08x: expected "
+                "0x%08x with the shadow bit",
+                v->vmx_shadow_revision,
+                NESTED_VMCS12_REVISION | NESTED_VMCS12_SHADOW_BIT);
         }
     }
     return true;
@@ -300,9 +299,9 @@ static bool decode_vmx(const uint8_t *data, NestedStateView *v,
         return decode_vmx_outside_vmx(v, errp);
     }
     if (!page_aligned(v->vmxon_pa)) {
-        return ns_fail(errp, NESTED_EVENT_ERROR_INVALID,
-                       "hdr.vmx.vmxon_pa=0x%" PRIx64 ": not page aligned",
-                       v->vmxon_pa);
+        return nested_event_fail(
+            errp, NESTED_EVENT_ERROR_INVALID,
+            "hdr.vmx.vmxon_pa=0x%" PRIx64 ": not page aligned", v->vmxon_pa);
     }
     return decode_vmx_vmcs12(data, v, errp);
 }
@@ -314,9 +313,9 @@ bool nested_state_decode(const uint8_t *data, size_t len,
 
     memset(out, 0, sizeof(*out));
     if (len < NESTED_STATE_HDR_SIZE) {
-        return ns_fail(errp, NESTED_EVENT_ERROR_TRUNCATED,
-                       "kvm_nested_state.len=%zu: header is %u bytes", len,
-                       NESTED_STATE_HDR_SIZE);
+        return nested_event_fail(errp, NESTED_EVENT_ERROR_TRUNCATED,
+                                 "kvm_nested_state.len=%zu: header is %u bytes",
+                                 len, NESTED_STATE_HDR_SIZE);
     }
     out->flags = nested_ld16(data + NS_FLAGS);
     out->format = nested_ld16(data + NS_FORMAT);
@@ -326,23 +325,26 @@ bool nested_state_decode(const uint8_t *data, size_t len,
     } else if (out->format == KVM_STATE_NESTED_FORMAT_VMX) {
         max = NESTED_STATE_VMX_MAX;
     } else {
-        return ns_fail(errp, NESTED_EVENT_ERROR_INVALID,
-                       "format=%u: neither VMX (0) nor SVM (1)",
-                       out->format);
+        return nested_event_fail(errp, NESTED_EVENT_ERROR_INVALID,
+                                 "format=%u: neither VMX (0) nor SVM (1)",
+                                 out->format);
     }
     if (out->size < NESTED_STATE_HDR_SIZE) {
-        return ns_fail(errp, NESTED_EVENT_ERROR_INVALID,
-                       "size=%u: smaller than the %u-byte header", out->size,
-                       NESTED_STATE_HDR_SIZE);
+        return nested_event_fail(errp, NESTED_EVENT_ERROR_INVALID,
+                                 "size=%u: smaller than the %u-byte header",
+                                 out->size, NESTED_STATE_HDR_SIZE);
     }
     if (out->size > max || len > max) {
-        return ns_fail(errp, NESTED_EVENT_ERROR_OVERSIZED,
-                       "size=%u (buffer %zu): more than the %zu bytes of "
-                       "format %u", out->size, len, max, out->format);
+        return nested_event_fail(
+            errp, NESTED_EVENT_ERROR_OVERSIZED,
+            "size=%u (buffer %zu): more than the %zu bytes of "
+            "format %u",
+            out->size, len, max, out->format);
     }
     if (out->size > len) {
-        return ns_fail(errp, NESTED_EVENT_ERROR_TRUNCATED,
-                       "size=%u: only %zu bytes present", out->size, len);
+        return nested_event_fail(errp, NESTED_EVENT_ERROR_TRUNCATED,
+                                 "size=%u: only %zu bytes present", out->size,
+                                 len);
     }
     if (out->format == KVM_STATE_NESTED_FORMAT_SVM) {
         return decode_svm(data, out, errp);

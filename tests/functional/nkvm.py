@@ -75,23 +75,25 @@ class Tap:
     """Numbered TAP lines for a test script; finish() prints the plan and
     returns the script's exit status (1 if any check failed or none ran)."""
 
-    def __init__(self):
+    def __init__(self, prefix=""):
         self.n = 0
         self.failed = 0
+        self.prefix = prefix    # names the script in its lines
 
     def check(self, cond, desc, detail=""):
         self.n += 1
         if cond:
-            print(f"ok {self.n} - {desc}", flush=True)
+            print(f"ok {self.n} - {self.prefix}{desc}", flush=True)
         else:
             self.failed += 1
             extra = f": {detail}" if detail else ""
-            print(f"not ok {self.n} - {desc}{extra}", flush=True)
+            print(f"not ok {self.n} - {self.prefix}{desc}{extra}",
+                  flush=True)
         return cond
 
     def skip(self, desc, why):
         self.n += 1
-        print(f"ok {self.n} - {desc} # SKIP {why}", flush=True)
+        print(f"ok {self.n} - {self.prefix}{desc} # SKIP {why}", flush=True)
 
     def finish(self):
         print(f"1..{self.n}", flush=True)

@@ -27,24 +27,13 @@ import argparse
 import json
 import subprocess
 import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "functional"))
+import nkvm  # noqa: E402  pylint: disable=wrong-import-position
 
 TIMEOUT = 60
 REFUSE_TIMEOUT = 20
-
-
-class Tap:
-    def __init__(self):
-        self.n = 0
-        self.failed = 0
-
-    def check(self, cond, desc, detail=""):
-        self.n += 1
-        if not cond:
-            self.failed += 1
-        extra = f": {detail}" if detail else ""
-        print(f"{'ok' if cond else 'not ok'} {self.n} - nokvm: {desc}{extra}",
-              flush=True)
-        return cond
 
 
 def status_name(rc):
@@ -59,7 +48,7 @@ def main():
     base = [args.qemu, "-M", "pc", "-nodefaults", "-display", "none", "-S"]
     for d in args.firmware:
         base += ["-L", d]
-    tap = Tap()
+    tap = nkvm.Tap("nokvm: ")
 
     # nested-kvm: refused, by QEMU's accelerator lookup.  A QEMU that
     # accepted it sits stopped (-S) until the timeout kills it.
@@ -87,8 +76,7 @@ def main():
     except subprocess.TimeoutExpired as exc:
         tap.check(False, "-accel tcg starts and answers QMP",
                   f"no exit within {TIMEOUT} s; stdout {exc.stdout!r}")
-        print(f"1..{tap.n}")
-        return 1
+        return tap.finish()
     answers = {}
     for line in proc.stdout.splitlines():
         try:
@@ -112,8 +100,7 @@ def main():
     tap.check("return" in answers.get("status", {}) and
               "return" in answers.get("quit", {}) and proc.returncode == 0,
               "QEMU runs on after it and quits with status 0", detail)
-    print(f"1..{tap.n}", flush=True)
-    return 1 if tap.failed else 0
+    return tap.finish()
 
 
 if __name__ == "__main__":

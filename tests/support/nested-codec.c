@@ -18,18 +18,6 @@
 /* struct kvm_vcpu_events                                             */
 /* ------------------------------------------------------------------ */
 
-static bool G_GNUC_PRINTF(3, 4) fail(GError **errp, int code,
-                                     const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    g_propagate_error(errp, g_error_new_valist(NESTED_EVENT_ERROR, code,
-                                               fmt, ap));
-    va_end(ap);
-    return false;
-}
-
 #define EV_U8(f) { #f, offsetof(struct kvm_vcpu_events, f) }
 
 /* The uAPI's __u8 fields that mean yes or no. */
@@ -66,53 +54,57 @@ static bool vcpu_events_check(const struct kvm_vcpu_events *ev,
     size_t i;
 
     if (ev->flags & ~NESTED_VCPUEVENT_VALID_ALL) {
-        return fail(errp, NESTED_EVENT_ERROR_RESERVED,
-                    "flags=0x%x: unknown bits 0x%x", ev->flags,
-                    ev->flags & ~NESTED_VCPUEVENT_VALID_ALL);
+        return nested_event_fail(errp, NESTED_EVENT_ERROR_RESERVED,
+                                 "flags=0x%x: unknown bits 0x%x", ev->flags,
+                                 ev->flags & ~NESTED_VCPUEVENT_VALID_ALL);
     }
     if (ev->nmi.pad) {
-        return fail(errp, NESTED_EVENT_ERROR_RESERVED,
-                    "nmi.pad=%u: must be 0", ev->nmi.pad);
+        return nested_event_fail(errp, NESTED_EVENT_ERROR_RESERVED,
+                                 "nmi.pad=%u: must be 0", ev->nmi.pad);
     }
     for (i = 0; i < sizeof(ev->reserved); i++) {
         if (ev->reserved[i]) {
-            return fail(errp, NESTED_EVENT_ERROR_RESERVED,
-                        "reserved[%zu]=%u: must be 0", i, ev->reserved[i]);
+            return nested_event_fail(errp, NESTED_EVENT_ERROR_RESERVED,
+                                     "reserved[%zu]=%u: must be 0", i,
+                                     ev->reserved[i]);
         }
     }
     if (ev->interrupt.shadow & ~NESTED_SHADOW_ALL) {
-        return fail(errp, NESTED_EVENT_ERROR_RESERVED,
-                    "interrupt.shadow=0x%x: unknown bits",
-                    ev->interrupt.shadow);
+        return nested_event_fail(errp, NESTED_EVENT_ERROR_RESERVED,
+                                 "interrupt.shadow=0x%x: unknown bits",
+                                 ev->interrupt.shadow);
     }
     for (i = 0; i < G_N_ELEMENTS(ev_flags_u8); i++) {
         if (bytes[ev_flags_u8[i].offset] > 1) {
-            return fail(errp, NESTED_EVENT_ERROR_INVALID,
-                        "%s=%u: must be 0 or 1", ev_flags_u8[i].name,
-                        bytes[ev_flags_u8[i].offset]);
+            return nested_event_fail(
+                errp, NESTED_EVENT_ERROR_INVALID, "%s=%u: must be 0 or 1",
+                ev_flags_u8[i].name, bytes[ev_flags_u8[i].offset]);
         }
     }
     if (ev->exception.injected && ev->exception.pending) {
-        return fail(errp, NESTED_EVENT_ERROR_INVALID,
-                    "exception.pending=1: exception also injected");
+        return nested_event_fail(
+            errp, NESTED_EVENT_ERROR_INVALID,
+            "exception.pending=1: exception also injected");
     }
     if (!with_payload &&
         (ev->exception.pending || ev->exception_has_payload)) {
-        return fail(errp, NESTED_EVENT_ERROR_INVALID,
-                    "exception.pending=%u: pending exceptions and payloads "
-                    "need KVM_VCPUEVENT_VALID_PAYLOAD",
-                    ev->exception.pending);
+        return nested_event_fail(
+            errp, NESTED_EVENT_ERROR_INVALID,
+            "exception.pending=%u: pending exceptions and payloads "
+            "need KVM_VCPUEVENT_VALID_PAYLOAD",
+            ev->exception.pending);
     }
     if (ev->exception_has_payload && !ev->exception.pending) {
-        return fail(errp, NESTED_EVENT_ERROR_INVALID,
-                    "exception_has_payload=1: only a pending exception "
-                    "carries a payload");
+        return nested_event_fail(
+            errp, NESTED_EVENT_ERROR_INVALID,
+            "exception_has_payload=1: only a pending exception "
+            "carries a payload");
     }
     if (exception &&
         (ev->exception.nr > 31 || ev->exception.nr == NESTED_VECTOR_NMI)) {
-        return fail(errp, NESTED_EVENT_ERROR_INVALID,
-                    "exception.nr=%u: not an exception vector",
-                    ev->exception.nr);
+        return nested_event_fail(errp, NESTED_EVENT_ERROR_INVALID,
+                                 "exception.nr=%u: not an exception vector",
+                                 ev->exception.nr);
     }
     return true;
 }
@@ -124,9 +116,11 @@ static bool vcpu_events_length(size_t len, GError **errp)
     if (len == want) {
         return true;
     }
-    return fail(errp, len < want ? NESTED_EVENT_ERROR_TRUNCATED
-                                 : NESTED_EVENT_ERROR_OVERSIZED,
-                "kvm_vcpu_events.size=%zu: expected %zu", len, want);
+    return nested_event_fail(errp,
+                             len < want ? NESTED_EVENT_ERROR_TRUNCATED
+                                        : NESTED_EVENT_ERROR_OVERSIZED,
+                             "kvm_vcpu_events.size=%zu: expected %zu", len,
+                             want);
 }
 
 bool nested_vcpu_events_decode(const uint8_t *data, size_t len,
@@ -255,12 +249,14 @@ bool nested_state_encode(const NestedStateView *in, uint8_t *data,
     NestedStateView check;
 
     if (in->size < NESTED_STATE_HDR_SIZE || in->size > NESTED_STATE_VMX_MAX) {
-        return fail(errp, NESTED_EVENT_ERROR_INVALID,
-                    "size=%u: not a kvm_nested_state size", in->size);
+        return nested_event_fail(errp, NESTED_EVENT_ERROR_INVALID,
+                                 "size=%u: not a kvm_nested_state size",
+                                 in->size);
     }
     if (len < in->size) {
-        return fail(errp, NESTED_EVENT_ERROR_TRUNCATED,
-                    "size=%u: buffer has %zu bytes", in->size, len);
+        return nested_event_fail(errp, NESTED_EVENT_ERROR_TRUNCATED,
+                                 "size=%u: buffer has %zu bytes", in->size,
+                                 len);
     }
     tmp = g_malloc0(in->size);
     nested_st16(tmp + NS_OFF(flags), in->flags);

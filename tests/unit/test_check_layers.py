@@ -24,6 +24,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "functional"))
+import nkvm  # noqa: E402  pylint: disable=wrong-import-position
+
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "check-layers.py"
 
 LAYERS = {
@@ -200,20 +203,6 @@ PLANTED = [
 ]
 
 
-class Tap:
-    def __init__(self):
-        self.n = 0
-        self.failed = 0
-
-    def check(self, cond, desc, detail=""):
-        self.n += 1
-        if not cond:
-            self.failed += 1
-        extra = f": {detail}" if detail and not cond else ""
-        print(f"{'ok' if cond else 'not ok'} {self.n} - layers self-test: "
-              f"{desc}{extra}", flush=True)
-
-
 def make_tree(base, files):
     for rel, text in files.items():
         path = base / rel
@@ -249,7 +238,7 @@ def run(root, layers_file, *extra):
 
 
 def main():
-    tap = Tap()
+    tap = nkvm.Tap("layers self-test: ")
     with tempfile.TemporaryDirectory(prefix="check-layers-") as tmp:
         tmp = Path(tmp)
         layers_file = tmp / "layers.json"
@@ -278,8 +267,7 @@ def main():
                       f"{name} fails '{check}', and only that check",
                       f"status {proc.returncode}, also failed {others}\n"
                       f"{proc.stdout}{proc.stderr}")
-    print(f"1..{tap.n}", flush=True)
-    return 1 if tap.failed else 0
+    return tap.finish()
 
 
 if __name__ == "__main__":
