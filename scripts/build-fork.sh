@@ -71,7 +71,6 @@ OVERLAY=(
     "accel/nested-kvm:accel/nested-kvm"
     "target-i386:target/i386/nested-kvm"
     "target-i386/qapi/nested-kvm-target.json:qapi/nested-kvm-target.json"
-    "target-i386/tcg:target/i386/tcg/nkvm"
 )
 
 export PYTHONPATH="$build/tools/usr/lib/python3/dist-packages${PYTHONPATH:+:$PYTHONPATH}"

@@ -23,19 +23,22 @@
 
 #include "qemu/osdep.h"
 #include "cpu.h"
-#include "tcg/nkvm/nrip-save.h"
-
-QEMU_BUILD_BUG_ON(offsetof(struct vmcb, control.lbr_ctl) + 16 !=
-                  NKVM_VMCB_NEXT_RIP);
+#include "nrip-save.h"
 
 /* Exit codes from APM Table 15-7 and Appendix C that QEMU's svm.h lacks */
-#define NKVM_SVM_EXIT_MWAIT_COND        0x08c
-#define NKVM_SVM_EXIT_RDPRU             0x08e
-#define NKVM_SVM_EXIT_INVLPGB           0x0a0
-#define NKVM_SVM_EXIT_INVLPGB_ILLEGAL   0x0a1
-#define NKVM_SVM_EXIT_INVPCID           0x0a2
-#define NKVM_SVM_EXIT_TLBSYNC           0x0a4
-#define NKVM_SVM_EXIT_IDLE_HLT          0x0a6
+#define SVM_EXIT_MWAIT_COND         0x08c
+#define SVM_EXIT_RDPRU              0x08e
+#define SVM_EXIT_INVLPGB            0x0a0
+#define SVM_EXIT_INVLPGB_ILLEGAL    0x0a1
+#define SVM_EXIT_INVPCID            0x0a2
+#define SVM_EXIT_TLBSYNC            0x0a4
+#define SVM_EXIT_IDLE_HLT           0x0a6
+
+/* The VMCB's nRIP field, C8h (APM vol. 2, Table B-1) */
+static hwaddr nrip_save_vmcb_next_rip_addr(CPUX86State *env)
+{
+    return env->vm_vmcb + offsetof(struct vmcb, control.next_rip);
+}
 
 bool nrip_save_enabled(CPUX86State *env)
 {
@@ -64,12 +67,12 @@ bool nrip_save_exit_saves_nrip(uint64_t exit_code)
      * 15.9: VMRUN, VMMCALL, VMLOAD, VMSAVE, STGI, CLGI, SKINIT, RDTSCP,
      * ICEBP, WBINVD, MONITOR, MWAIT, MWAIT (conditional), XSETBV, RDPRU.
      */
-    case SVM_EXIT_VMRUN ... NKVM_SVM_EXIT_RDPRU:
-    case NKVM_SVM_EXIT_INVLPGB:
-    case NKVM_SVM_EXIT_INVLPGB_ILLEGAL:
-    case NKVM_SVM_EXIT_INVPCID:
-    case NKVM_SVM_EXIT_TLBSYNC:
-    case NKVM_SVM_EXIT_IDLE_HLT:
+    case SVM_EXIT_VMRUN ... SVM_EXIT_RDPRU:
+    case SVM_EXIT_INVLPGB:
+    case SVM_EXIT_INVLPGB_ILLEGAL:
+    case SVM_EXIT_INVPCID:
+    case SVM_EXIT_TLBSYNC:
+    case SVM_EXIT_IDLE_HLT:
         return true;
     default:
         /*
@@ -90,12 +93,12 @@ void nrip_save_vmexit(CPUX86State *env, uint64_t exit_code)
     if (nrip_save_exit_saves_nrip(exit_code)) {
         nrip = env->nrip_next_eip;
     }
-    x86_stq_phys(env_cpu(env), env->vm_vmcb + NKVM_VMCB_NEXT_RIP, nrip);
+    x86_stq_phys(env_cpu(env), nrip_save_vmcb_next_rip_addr(env), nrip);
 }
 
 static target_ulong nrip_save_vmcb_next_rip(CPUX86State *env)
 {
-    return x86_ldq_phys(env_cpu(env), env->vm_vmcb + NKVM_VMCB_NEXT_RIP);
+    return x86_ldq_phys(env_cpu(env), nrip_save_vmcb_next_rip_addr(env));
 }
 
 target_ulong nrip_save_soft_int_return(CPUX86State *env)

@@ -6,11 +6,8 @@
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 
-#ifndef TARGET_I386_TCG_NKVM_NRIP_SAVE_H
-#define TARGET_I386_TCG_NKVM_NRIP_SAVE_H
-
-/* VMCB control area: NextRIP (nRIP), offset C8h (APM vol. 2, Appendix B) */
-#define NKVM_VMCB_NEXT_RIP 0xc8
+#ifndef TARGET_I386_NESTED_KVM_TCG_NRIP_SAVE_H
+#define TARGET_I386_NESTED_KVM_TCG_NRIP_SAVE_H
 
 /* CPUID Fn8000_000A_EDX[NRIPS] is exposed to the guest. */
 bool nrip_save_enabled(CPUX86State *env);
