@@ -40,12 +40,18 @@ static hwaddr nrip_save_vmcb_next_rip_addr(CPUX86State *env)
     return env->vm_vmcb + offsetof(struct vmcb, control.next_rip);
 }
 
-bool nrip_save_enabled(CPUX86State *env)
+/* CPUID Fn8000_000A_EDX[NRIPS] is exposed to the guest. */
+static bool nrip_save_enabled(CPUX86State *env)
 {
     return env->features[FEAT_SVM] & CPUID_SVM_NRIPSAVE;
 }
 
-bool nrip_save_exit_saves_nrip(uint64_t exit_code)
+/*
+ * True for the exit codes whose #VMEXIT saves nRIP (APM vol. 2, 15.7.1):
+ * the instruction intercepts of 15.9, IOIO, MSR, and the #BP, #OF and #BR
+ * exception intercepts (raised only by INT3, INTO and BOUND).
+ */
+static bool nrip_save_exit_saves_nrip(uint64_t exit_code)
 {
     switch (exit_code) {
     /* 15.9: MOV to/from CRn (also LMSW, SMSW, CLTS) and DRn */

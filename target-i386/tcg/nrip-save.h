@@ -9,19 +9,10 @@
 #ifndef TARGET_I386_NESTED_KVM_TCG_NRIP_SAVE_H
 #define TARGET_I386_NESTED_KVM_TCG_NRIP_SAVE_H
 
-/* CPUID Fn8000_000A_EDX[NRIPS] is exposed to the guest. */
-bool nrip_save_enabled(CPUX86State *env);
-
-/*
- * True for the exit codes whose #VMEXIT saves nRIP (APM vol. 2, 15.7.1):
- * the instruction intercepts of 15.9, IOIO, MSR, and the #BP, #OF and #BR
- * exception intercepts (raised only by INT3, INTO and BOUND).
- */
-bool nrip_save_exit_saves_nrip(uint64_t exit_code);
-
 /*
  * Called by cpu_vmexit(): with NRIPS exposed, write nRIP into the VMCB,
- * the next sequential RIP recorded by the translator for the exits above,
+ * the next sequential RIP recorded by the translator for the exits whose
+ * #VMEXIT saves nRIP (APM vol. 2, 15.7.1),
  * zero for all others.  Without NRIPS the VMCB field is left alone.
  */
 void nrip_save_vmexit(CPUX86State *env, uint64_t exit_code);
