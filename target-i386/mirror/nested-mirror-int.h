@@ -91,6 +91,7 @@ static inline NestedVendor nested_mirror_vendor(CPUX86State *env)
  */
 
 /* nested-mirror.c */
+bool nested_mirror_is_set_up(void);
 void nested_mirror_caps(X86CPU *cpu, NestedRestoreCaps *caps);
 
 /* nested-mirror-migration.c */

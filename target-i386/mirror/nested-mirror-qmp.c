@@ -11,6 +11,7 @@
 #include "monitor/hmp.h"
 #include "monitor/hmp-target.h"
 #include "hw/core/cpu.h"
+#include "system/hw_accel.h"
 #include "cpu.h"
 #include "nested-mirror-int.h"
 
@@ -120,14 +121,14 @@ NestedKvmVcpuEventsList *qmp_x_query_nested_events(Error **errp)
     NestedKvmVcpuEventsList *head = NULL, **tail = &head;
     CPUState *cs;
 
+    if (!nested_mirror_is_set_up()) {
+        error_setg(errp, "x-query-nested-events needs -accel nested-kvm");
+        return NULL;
+    }
     CPU_FOREACH(cs) {
+        /* Every vCPU gets a mirror at init once the mirror is set up. */
         NestedMirror *m = X86_CPU(cs)->env.nested_mirror;
 
-        if (!m) {
-            qapi_free_NestedKvmVcpuEventsList(head);
-            error_setg(errp, "x-query-nested-events needs -accel nested-kvm");
-            return NULL;
-        }
         /* A get of the vCPU state refreshes the mirror. */
         cpu_synchronize_state(cs);
         QAPI_LIST_APPEND(tail, nested_mirror_vcpu_info(cs, m));

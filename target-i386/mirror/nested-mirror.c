@@ -29,6 +29,11 @@ QEMU_BUILD_BUG_ON(NESTED_MIRROR_VMCB_SAVE_RIP != 0x578); /* APM B-2 */
 
 static bool nested_mirror_enabled;
 
+bool nested_mirror_is_set_up(void)
+{
+    return nested_mirror_enabled;
+}
+
 void nested_mirror_setup(const NestedMirrorConfig *config)
 {
     nested_mirror_enabled = true;

@@ -23,6 +23,7 @@
 #include "trace.h"
 
 #include <linux/perf_event.h>
+#include <sys/ioctl.h>
 #include <sys/syscall.h>
 
 /* Data pages per vCPU ring (a power of two): a few hundred records. */

@@ -16,6 +16,8 @@ Prints TAP lines; exits 1 if any check failed.
 SPDX-License-Identifier: GPL-2.0-or-later
 """
 
+import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -167,6 +169,22 @@ def test_query_needs_nested_kvm(lab):
     report("needs -accel nested-kvm" in out,
            "info vcpu-events says it needs nested-kvm", repr(out))
     vm.kill()
+    # A machine without vCPUs has no mirror to ask, but the answer is
+    # still that the accelerator is the wrong one, not an empty list.
+    cmds = ['{"execute": "qmp_capabilities"}',
+            '{"execute": "x-query-nested-events", "id": "q"}',
+            '{"execute": "quit"}']
+    proc = subprocess.run([str(nkvm.qemu_binary()), "-M", "none", "-accel",
+                           "tcg", "-display", "none", "-qmp", "stdio"],
+                          input="\n".join(cmds) + "\n", text=True,
+                          capture_output=True, timeout=60, check=False)
+    answers = [json.loads(line) for line in proc.stdout.splitlines()
+               if line.startswith("{")]
+    answer = next((a for a in answers if a.get("id") == "q"), {})
+    report("needs -accel nested-kvm" in
+           answer.get("error", {}).get("desc", ""),
+           "x-query-nested-events refused under tcg without vCPUs",
+           repr(answer or proc.stdout))
 
 
 def main():
