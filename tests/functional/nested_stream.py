@@ -4,7 +4,7 @@ and splice it into a saved migration stream, to test how a destination
 treats crafted or hostile in-flight event state.
 
 The field order and widths follow vmstate_nested_events in
-target-i386/mirror/nested-kvm-vmstate.c; the wire format of a subsection
+target-i386/mirror/nested-mirror-vmstate.c; the wire format of a subsection
 (QEMU_VM_SUBSECTION, name, version, fields) and of section headers and
 footers is QEMU's migration/savevm.c.
 

@@ -11,7 +11,7 @@ QEMU cannot restore is in flight, which the test guest cannot stop in on
 purpose; so the test saves a TCG guest to a file and splices into it
 both the subsection's bytes (nested_stream.py, as test_stream.py does)
 and its JSON description.  The description is derived from the
-VMState declarations in target-i386/mirror/nested-kvm-vmstate.c
+VMState declarations in target-i386/mirror/nested-mirror-vmstate.c
 following QEMU's writer (migration/vmstate.c: vmsd_desc_field_start/end
 and vmstate_subsection_save), so a change of the C side is seen here.
 

@@ -522,7 +522,7 @@ def cmd_devloop(args):
     # Touch the copy inside the build root's tree: build-fork.sh syncs by
     # content, so touching the repository's file would rebuild nothing.
     touched = root / "qemu-10.0.13" / "target" / "i386" / "nested-kvm" / \
-        "mirror" / "nested-kvm-mirror.c"
+        "mirror" / "nested-mirror.c"
     if not touched.is_file():
         # touch() would create it, and build-fork.sh then delete it.
         emit({"metric": "devloop.rebuild", "unit": "s", "samples": [],
@@ -540,7 +540,7 @@ def cmd_devloop(args):
     emit({"metric": "devloop.rebuild", "unit": "s", "samples": rebuild,
           "spread": spread(rebuild),
           "what": "scripts/build-fork.sh after touching "
-                  "target/i386/nested-kvm/mirror/nested-kvm-mirror.c "
+                  "target/i386/nested-kvm/mirror/nested-mirror.c "
                   f"(build root {root.name})"})
     return 0
 
