@@ -160,17 +160,11 @@ static int nested_events_refuse(X86CPU *cpu, const char *why)
     return -EINVAL;
 }
 
-static int nested_events_restore(X86CPU *cpu)
+static int nested_events_restore(X86CPU *cpu, NestedMirror *m)
 {
-    NestedMirror *m = cpu->env.nested_mirror;
     NestedRestoreCaps caps;
     g_autoptr(GError) err = NULL;
 
-    if (!nested_event_validate_received(&m->model,
-                                        cpu->env.hflags & HF_GUEST_MASK,
-                                        &err)) {
-        return nested_events_refuse(cpu, err->message);
-    }
     nested_mirror_caps(cpu, &caps);
     if (!nested_event_plan_restore(&m->model, &caps, &m->plan, &err)) {
         return nested_events_refuse(cpu, err->message);
@@ -185,30 +179,28 @@ static int nested_events_restore(X86CPU *cpu)
  * Validation comes first so that a hostile stream is reported by field
  * and value on any destination, not only on a nested-kvm one.
  */
-static int nested_events_refuse_unmirrored(X86CPU *cpu)
-{
-    g_autofree NestedEventState *model = cpu->env.nested_events;
-    g_autoptr(GError) err = NULL;
-
-    cpu->env.nested_events = NULL;
-    if (!nested_event_validate_received(model,
-                                        cpu->env.hflags & HF_GUEST_MASK,
-                                        &err)) {
-        return nested_events_refuse(cpu, err->message);
-    }
-    return nested_events_refuse(cpu, "the stream carries in-flight nested "
-                                "event state, which only -accel nested-kvm "
-                                "can restore");
-}
-
 static int nested_events_post_load(void *opaque, int version_id)
 {
     X86CPU *cpu = opaque;
+    NestedMirror *m = cpu->env.nested_mirror;
+    g_autoptr(GError) err = NULL;
+    bool valid;
 
-    if (!cpu->env.nested_mirror) {
-        return nested_events_refuse_unmirrored(cpu);
+    valid = nested_event_validate_received(cpu->env.nested_events,
+                                           cpu->env.hflags & HF_GUEST_MASK,
+                                           &err);
+    if (!m) {
+        /* The scratch copy has served its purpose. */
+        g_clear_pointer(&cpu->env.nested_events, g_free);
+        return nested_events_refuse(cpu, valid ? "the stream carries "
+                                    "in-flight nested event state, which "
+                                    "only -accel nested-kvm can restore"
+                                    : err->message);
     }
-    return nested_events_restore(cpu);
+    if (!valid) {
+        return nested_events_refuse(cpu, err->message);
+    }
+    return nested_events_restore(cpu, m);
 }
 
 const VMStateDescription vmstate_nested_events = {

@@ -183,7 +183,7 @@ void nested_mirror_pull(X86CPU *cpu)
  * so the plan's events are written back into those env fields.
  */
 static void nested_mirror_plan_to_env(CPUX86State *env,
-                                   const struct kvm_vcpu_events *ev)
+                                      const struct kvm_vcpu_events *ev)
 {
     env->exception_pending = ev->exception.pending;
     env->exception_injected = ev->exception.injected;

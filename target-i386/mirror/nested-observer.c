@@ -44,8 +44,8 @@ static const char *const tracefs_roots[] = {
     "/sys/kernel/tracing", "/sys/kernel/debug/tracing",
 };
 
-static bool observer_load_format(NestedTraceFormat *fmt, NestedTraceKind kind,
-                                 Error **errp)
+static bool observer_load_one(NestedTraceFormat *fmt, NestedTraceKind kind,
+                              Error **errp)
 {
     const char *const *names = nested_trace_names(kind);
     g_autoptr(GError) gerr = NULL;
@@ -71,6 +71,17 @@ static bool observer_load_format(NestedTraceFormat *fmt, NestedTraceKind kind,
                "(tracefs not mounted, or not readable by this process)",
                names[0], tracefs_roots[0], tracefs_roots[1]);
     return false;
+}
+
+bool nested_observer_load_format(NestedTraceFormat *fmt, Error **errp)
+{
+    memset(fmt, 0, sizeof(*fmt));
+    for (int k = 0; k < NESTED_TRACE__MAX; k++) {
+        if (!observer_load_one(fmt, k, errp)) {
+            return false;
+        }
+    }
+    return true;
 }
 
 static int observer_perf_open(uint16_t id, int tid)
@@ -139,18 +150,15 @@ static bool observer_attach(NestedObserver *o, NestedTraceKind kind, int tid,
     return true;
 }
 
-NestedObserver *nested_observer_new(int tid, int cpu_index, Error **errp)
+NestedObserver *nested_observer_new(const NestedTraceFormat *fmt, int tid,
+                                    int cpu_index, Error **errp)
 {
     g_autoptr(NestedObserver) o = g_new0(NestedObserver, 1);
 
     o->cpu_index = cpu_index;
+    o->format = *fmt;
     for (int k = 0; k < NESTED_TRACE__MAX; k++) {
         o->fd[k] = -1;
-    }
-    for (int k = 0; k < NESTED_TRACE__MAX; k++) {
-        if (!observer_load_format(&o->format, k, errp)) {
-            return NULL;
-        }
     }
     for (int k = 0; k < NESTED_TRACE__MAX; k++) {
         if (!observer_attach(o, k, tid, errp)) {

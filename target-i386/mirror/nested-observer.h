@@ -12,12 +12,20 @@
 typedef struct NestedObserver NestedObserver;
 
 /*
- * Start recording kvm_nested_vmenter, kvm_nested_vmexit and
- * kvm_nested_vmexit_inject for the thread tid (vCPU cpu_index, named
- * in errors).  Fails, naming what is missing, when tracefs or
- * perf_event_open is not available to this process.
+ * The record layouts of kvm_nested_vmenter, kvm_nested_vmexit and
+ * kvm_nested_vmexit_inject, from tracefs: the same for every vCPU, so
+ * read once per migration.  Fails, naming the file, when tracefs is not
+ * readable by this process.
  */
-NestedObserver *nested_observer_new(int tid, int cpu_index, Error **errp);
+bool nested_observer_load_format(NestedTraceFormat *fmt, Error **errp);
+
+/*
+ * Start recording those tracepoints for the thread tid (vCPU cpu_index,
+ * named in errors).  Fails, naming what is missing, when perf_event_open
+ * is not available to this process.
+ */
+NestedObserver *nested_observer_new(const NestedTraceFormat *fmt, int tid,
+                                    int cpu_index, Error **errp);
 void nested_observer_free(NestedObserver *o);
 
 /*
