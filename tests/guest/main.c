@@ -380,6 +380,12 @@ static void scenario_svm_nrip_main(void)
     check_no_other_vectors();
 }
 
+static void scenario_svm_fidelity_main(void)
+{
+    scenario_svm_fidelity(check_eq);    /* svm-fidelity.c */
+    check_no_other_vectors();
+}
+
 /* events.c: they install their own IDT, so no main.c vector fires */
 static void scenario_events_nmi_held_main(void)
 {
@@ -405,6 +411,7 @@ static const Scenario scenarios[] = {
     { "migrate", scenario_migrate },
     { "expect-fail", scenario_expect_fail },
     { "svm-nrip", scenario_svm_nrip_main },
+    { "svm-fidelity", scenario_svm_fidelity_main },
     { "torture", scenario_torture_main },
     { "events-nmi-held", scenario_events_nmi_held_main },
     { "events-stream", scenario_events_stream_main },

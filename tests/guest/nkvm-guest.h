@@ -171,6 +171,10 @@ extern char wait_for_nmi_after_hlt[];
 void scenario_svm_nrip(void (*check)(const char *desc, uint64_t got,
                                      uint64_t expected));
 
+/* svm-fidelity.c: SVM behaviours the lab relies on (guest as hypervisor) */
+void scenario_svm_fidelity(void (*check)(const char *desc, uint64_t got,
+                                         uint64_t expected));
+
 /*
  * events.S: entry stubs and triggers of the events-* scenarios.  The
  * counters they wait on are written by interrupt handlers and the

@@ -102,9 +102,9 @@ static void vmcb_init(void)
     vmcb_w64(vmcb, VMCB_MSRPM_BASE, (uint64_t)msrpm);
     vmcb_w32(vmcb, VMCB_ASID, 1);
     /*
-     * CR0, not CR3: QEMU 10.0's decoder adds the CR number to the exit
-     * code only when the base is non-zero, so MOV from CR3 checks the CR0
-     * read intercept bit (upstream bug, left alone here).
+     * CR0: stock QEMU 10.0.13's MOV from CR3 checks the CR0 read
+     * intercept instead of its own (fixed by hook patch 0014 and tested
+     * in svm-fidelity.c); CR0 gives the same exit on both.
      */
     vmcb_w16(vmcb, VMCB_CR_READ, 1 << 0);
     vmcb_w16(vmcb, VMCB_DR_READ, 1 << 7);

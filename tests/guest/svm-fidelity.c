@@ -1,0 +1,270 @@
+/*
+ * nkvm-guest: "svm-fidelity" scenario, SVM behaviours the lab relies on
+ *
+ * The lab's L0 is TCG, so every nested result is only as true as TCG's
+ * SVM.  Each case here is one place where TCG once differed from the AMD
+ * APM (vol. 2); the guest is a minimal SVM hypervisor again (see
+ * svm-nrip.c), and each L2 snippet ends in VMMCALL, so an intercept that
+ * does not fire shows up as exit code 81h at the snippet's end.
+ *
+ *  - LMSW treats the selective CR0 write intercept as non-selective
+ *    (15.9.2): it exits with 65h even when it only toggles CR0.MP;
+ *  - MOV from CR3/CR4 checks the read intercept of that register, and
+ *    only that one (15.9.1);
+ *  - RDTSCP exits with 87h when intercepted (15.9, Table 15-7);
+ *  - XSETBV raises #UD before its intercept when CR4.OSXSAVE is 0
+ *    ("simple exceptions are checked before instruction intercepts",
+ *    15.9), and exits with 8Dh when it is 1;
+ *  - a VMRUN that fails its EVENTINJ check (an exception with vector 2,
+ *    15.20) exits with VMEXIT_INVALID and leaves the guest's RIP and
+ *    RFLAGS in the VMCB as they were; the next VMRUN injects from there.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "svm-lib.h"
+#include "svm-fidelity.h"
+
+#define EXIT_READ_CR3           0x003
+#define EXIT_READ_CR4           0x004
+#define EXIT_CR0_SEL_WRITE      0x065
+#define EXIT_RDTSCP             0x087
+#define EXIT_XSETBV             0x08d
+
+#define CR0_MP                  (1ull << 1)
+#define CR4_OSXSAVE             (1ull << 18)
+#define RFLAGS_FIXED            0x2ull
+
+#define CPUID_8000_0001_EDX_RDTSCP  (1u << 27)
+#define CPUID_1_ECX_XSAVE           (1u << 26)
+
+static uint8_t vmcb[PAGE_SIZE] __attribute__((aligned(PAGE_SIZE)));
+static uint8_t hsave[PAGE_SIZE] __attribute__((aligned(PAGE_SIZE)));
+static uint8_t iopm[3 * PAGE_SIZE] __attribute__((aligned(PAGE_SIZE)));
+static uint8_t msrpm[2 * PAGE_SIZE] __attribute__((aligned(PAGE_SIZE)));
+static uint8_t l2_stack[2 * PAGE_SIZE] __attribute__((aligned(PAGE_SIZE)));
+static IdtGate l2_idt[256] __attribute__((aligned(PAGE_SIZE)));
+
+static void (*check)(const char *desc, uint64_t got, uint64_t expected);
+
+/*
+ * A fresh VMCB for L2 at rip: L1's state, only VMRUN and VMMCALL
+ * intercepted, then the case's own intercepts.
+ */
+static void vmcb_fresh(const char *rip, uint16_t cr_read,
+                       uint32_t exceptions, uint64_t intercepts)
+{
+    memset(vmcb, 0, sizeof(vmcb));
+    vmcb_w64(vmcb, VMCB_IOPM_BASE, (uint64_t)iopm);
+    vmcb_w64(vmcb, VMCB_MSRPM_BASE, (uint64_t)msrpm);
+    vmcb_w32(vmcb, VMCB_ASID, 1);
+    vmcb_w16(vmcb, VMCB_CR_READ, cr_read);
+    vmcb_w32(vmcb, VMCB_EXCEPTIONS, exceptions);
+    vmcb_w64(vmcb, VMCB_INTERCEPT, INTERCEPT(EXIT_VMRUN) |
+             INTERCEPT(EXIT_VMMCALL) | intercepts);
+    svm_vmcb_mirror_l1(vmcb);
+    vmcb_w32(vmcb, VMCB_IDTR + 4, sizeof(l2_idt) - 1);
+    vmcb_w64(vmcb, VMCB_IDTR + 8, (uint64_t)l2_idt);
+    vmcb_w64(vmcb, VMCB_RIP, (uint64_t)rip);
+    vmcb_w64(vmcb, VMCB_RSP, (uint64_t)(l2_stack + sizeof(l2_stack)));
+}
+
+/* Run L2; check the exit code and the RIP it was taken at. */
+static void expect_exit(const char *what, uint64_t code, const char *at)
+{
+    char desc[160];
+    size_t n = strlen(what);
+
+    svm_vmrun(vmcb);
+    if (n > sizeof(desc) - 16) {
+        n = sizeof(desc) - 16;
+    }
+    memcpy(desc, what, n);
+    memcpy(desc + n, ": exit code", 12);
+    check(desc, vmcb_r64(vmcb, VMCB_EXIT_CODE), code);
+    memcpy(desc + n, ": saved RIP", 12);
+    check(desc, vmcb_r64(vmcb, VMCB_RIP), (uint64_t)at);
+}
+
+static void run_lmsw(void)
+{
+    uint64_t cr0;
+
+    vmcb_fresh(svm_fid_lmsw, 0, 0, INTERCEPT(EXIT_CR0_SEL_WRITE));
+    cr0 = vmcb_r64(vmcb, VMCB_CR0);
+    expect_exit("lmsw toggling only CR0.MP, selective CR0 write "
+                "intercepted", EXIT_CR0_SEL_WRITE, svm_fid_lmsw_insn);
+    check("lmsw: CR0 in the VMCB is unchanged",
+          vmcb_r64(vmcb, VMCB_CR0), cr0);
+
+    /* negative control: MOV to CR0 is selective, MP is not in its set */
+    vmcb_fresh(svm_fid_movcr0, 0, 0, INTERCEPT(EXIT_CR0_SEL_WRITE));
+    expect_exit("mov to cr0 toggling only CR0.MP, selective CR0 write "
+                "intercepted", EXIT_VMMCALL, svm_fid_movcr0_end);
+    check("mov to cr0: the guest's CR0.MP changed",
+          (vmcb_r64(vmcb, VMCB_CR0) ^ cr0) & CR0_MP, CR0_MP);
+}
+
+static void run_cr_reads(void)
+{
+    vmcb_fresh(svm_fid_cr_reads, 1 << 3, 0, 0);
+    expect_exit("mov from cr3, CR3 read intercepted", EXIT_READ_CR3,
+                svm_fid_movfromcr3);
+
+    vmcb_fresh(svm_fid_cr_reads, 1 << 4, 0, 0);
+    expect_exit("mov from cr4, CR4 read intercepted", EXIT_READ_CR4,
+                svm_fid_movfromcr4);
+
+    /* only CR0 reads intercepted: CR3 and CR4 reads must run through */
+    vmcb_fresh(svm_fid_cr_reads, 1 << 0, 0, 0);
+    expect_exit("mov from cr3 and cr4, only CR0 reads intercepted",
+                EXIT_VMMCALL, svm_fid_cr_reads_end);
+}
+
+static void run_rdtscp(void)
+{
+    uint32_t a, b, c, d;
+
+    svm_cpuid(0x80000001, &a, &b, &c, &d);
+    if (!(d & CPUID_8000_0001_EDX_RDTSCP)) {
+        check("CPUID Fn8000_0001_EDX[RDTSCP] is set", 0, 1);
+        return;
+    }
+    vmcb_fresh(svm_fid_rdtscp, 0, 0, INTERCEPT(EXIT_RDTSCP));
+    expect_exit("rdtscp, RDTSCP intercepted", EXIT_RDTSCP,
+                svm_fid_rdtscp);
+}
+
+static void run_xsetbv(void)
+{
+    uint32_t a, b, c, d;
+    uint64_t cr4;
+
+    svm_cpuid(1, &a, &b, &c, &d);
+    if (!(c & CPUID_1_ECX_XSAVE)) {
+        check("CPUID Fn0000_0001_ECX[XSAVE] is set", 0, 1);
+        return;
+    }
+    vmcb_fresh(svm_fid_xsetbv, 0, 1 << 6, INTERCEPT(EXIT_XSETBV));
+    cr4 = vmcb_r64(vmcb, VMCB_CR4) & ~CR4_OSXSAVE;
+    vmcb_w64(vmcb, VMCB_CR4, cr4);
+    expect_exit("xsetbv with CR4.OSXSAVE=0, XSETBV and #UD intercepted",
+                EXIT_EXCP_UD, svm_fid_xsetbv_insn);
+
+    vmcb_fresh(svm_fid_xsetbv, 0, 1 << 6, INTERCEPT(EXIT_XSETBV));
+    vmcb_w64(vmcb, VMCB_CR4, cr4 | CR4_OSXSAVE);
+    expect_exit("xsetbv with CR4.OSXSAVE=1, XSETBV and #UD intercepted",
+                EXIT_XSETBV, svm_fid_xsetbv_insn);
+}
+
+static void run_bad_eventinj(void)
+{
+    const uint64_t rflags = RFLAGS_FIXED | (1 << 0) | (1 << 6);  /* CF, ZF */
+
+    vmcb_fresh(svm_fid_inject, 0, 0, 0);
+    vmcb_w64(vmcb, VMCB_RFLAGS, rflags);
+    vmcb_w32(vmcb, VMCB_EVENT_INJ, EVTINJ_VALID | EVTINJ_EXCEPTION | 2);
+    svm_vmrun(vmcb);
+    check("EVENTINJ exception vector 2: exit code is VMEXIT_INVALID",
+          vmcb_r64(vmcb, VMCB_EXIT_CODE), EXIT_INVALID);
+    check("EVENTINJ exception vector 2: saved RIP is the guest's",
+          vmcb_r64(vmcb, VMCB_RIP), (uint64_t)svm_fid_inject);
+    check("EVENTINJ exception vector 2: saved RFLAGS are the guest's",
+          vmcb_r64(vmcb, VMCB_RFLAGS), rflags);
+
+    /* the same VMCB, now with a valid #DE: it is delivered at that RIP */
+    svm_fid_pushed_rip = 0;
+    vmcb_w32(vmcb, VMCB_EVENT_INJ, EVTINJ_VALID | EVTINJ_EXCEPTION | 0);
+    expect_exit("then EVENTINJ #DE: L2's handler runs", EXIT_VMMCALL,
+                svm_fid_handler_vmmcall);
+    check("then EVENTINJ #DE: pushed RIP is the guest's",
+          svm_fid_pushed_rip, (uint64_t)svm_fid_inject);
+}
+
+void scenario_svm_fidelity(void (*check_fn)(const char *, uint64_t,
+                                            uint64_t))
+{
+    uint32_t rev, asids, features;
+    unsigned v;
+
+    check = check_fn;
+    if (!svm_probe(&rev, &asids, &features)) {
+        check("CPUID has SVM and leaf 0x8000000a", 0, 1);
+        return;
+    }
+    svm_enable(hsave);
+    memset(iopm, 0, sizeof(iopm));
+    memset(msrpm, 0, sizeof(msrpm));
+    for (v = 0; v < 256; v++) {
+        idt_set_gate(&l2_idt[v], (uint64_t)svm_fid_handler);
+    }
+
+    run_lmsw();
+    run_cr_reads();
+    run_rdtscp();
+    run_xsetbv();
+    run_bad_eventinj();
+}
+
+/* L2's snippets; each ends in VMMCALL (exit 81h); <name>_end labels it. */
+asm(
+    "   .text\n"
+    "   .code64\n"
+    "   .macro L name\n"
+    "   .globl svm_fid_\\name\n"
+    "svm_fid_\\name\\():\n"
+    "   .endm\n"
+    "   .balign 16\n"
+    "   L lmsw\n"
+    "   mov %cr0, %rax\n"
+    "   xor $2, %eax\n"                 /* CR0.MP */
+    "   L lmsw_insn\n"
+    "   lmsw %ax\n"
+    "   L lmsw_end\n"
+    "   vmmcall\n"
+    "   ud2\n"
+    "   L movcr0\n"
+    "   mov %cr0, %rax\n"
+    "   xor $2, %eax\n"
+    "   mov %rax, %cr0\n"
+    "   L movcr0_end\n"
+    "   vmmcall\n"
+    "   ud2\n"
+    "   L cr_reads\n"
+    "   L movfromcr3\n"
+    "   mov %cr3, %rax\n"
+    "   L movfromcr4\n"
+    "   mov %cr4, %rax\n"
+    "   L cr_reads_end\n"
+    "   vmmcall\n"
+    "   ud2\n"
+    "   L rdtscp\n"
+    "   rdtscp\n"
+    "   vmmcall\n"
+    "   ud2\n"
+    "   L xsetbv\n"
+    "   xor %ecx, %ecx\n"
+    "   xor %edx, %edx\n"
+    "   mov $3, %eax\n"                 /* x87 and SSE */
+    "   L xsetbv_insn\n"
+    "   xsetbv\n"
+    "   vmmcall\n"
+    "   ud2\n"
+    "   L inject\n"
+    "   vmmcall\n"
+    "   ud2\n"
+    /* L2's handler for every vector: record the return RIP, exit */
+    "   .balign 16\n"
+    "   L handler\n"
+    "   mov (%rsp), %rax\n"
+    "   mov %rax, svm_fid_pushed_rip(%rip)\n"
+    "   L handler_vmmcall\n"
+    "   vmmcall\n"
+    "   ud2\n"
+    "   .data\n"
+    "   .balign 8\n"
+    "   .globl svm_fid_pushed_rip\n"
+    "svm_fid_pushed_rip: .quad 0\n"
+    "   .text\n"
+    "   .purgem L\n"
+);
