@@ -386,6 +386,12 @@ static void scenario_svm_fidelity_main(void)
     check_no_other_vectors();
 }
 
+/* svm-timer.c installs its own IDT, as events.c does */
+static void scenario_svm_timer_main(void)
+{
+    scenario_svm_timer(check_eq);
+}
+
 /* events.c: they install their own IDT, so no main.c vector fires */
 static void scenario_events_nmi_held_main(void)
 {
@@ -412,6 +418,7 @@ static const Scenario scenarios[] = {
     { "expect-fail", scenario_expect_fail },
     { "svm-nrip", scenario_svm_nrip_main },
     { "svm-fidelity", scenario_svm_fidelity_main },
+    { "svm-timer", scenario_svm_timer_main },
     { "torture", scenario_torture_main },
     { "events-nmi-held", scenario_events_nmi_held_main },
     { "events-stream", scenario_events_stream_main },

@@ -175,6 +175,10 @@ void scenario_svm_nrip(void (*check)(const char *desc, uint64_t got,
 void scenario_svm_fidelity(void (*check)(const char *desc, uint64_t got,
                                          uint64_t expected));
 
+/* svm-timer.c: L1's periodic timer while L2 loops on I/O (INTR exits) */
+void scenario_svm_timer(void (*check)(const char *desc, uint64_t got,
+                                      uint64_t expected));
+
 /*
  * events.S: entry stubs and triggers of the events-* scenarios.  The
  * counters they wait on are written by interrupt handlers and the

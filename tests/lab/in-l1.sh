@@ -87,6 +87,13 @@ demo() {
 }
 check "the test guest live-migrates between nested-kvm processes and passes" demo
 py_test test_mirror.py "$top/tests/functional/test_mirror.py"
+# The guest as a hypervisor on L1's KVM: L1's periodic timer while its
+# L2 loops on I/O, and one interrupt injected through EVENTINJ
+# (tests/guest/svm-timer.c); a lost tick is a timeout.
+py_test "test_svm_timer.py --accel kvm" \
+    "$top/tests/functional/test_svm_timer.py" --accel kvm --runs 3
+py_test "test_svm_timer.py --accel nested-kvm" \
+    "$top/tests/functional/test_svm_timer.py" --accel nested-kvm --runs 3
 # A migration broken at setup, live and device phases (destination killed,
 # source cancelled, link cut, stream refused): the source runs on, idle.
 py_test "test_failure_phases.py --accel nested-kvm" \
