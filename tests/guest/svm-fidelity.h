@@ -18,6 +18,6 @@ extern char svm_fid_rdtscp[];
 extern char svm_fid_xsetbv[], svm_fid_xsetbv_insn[];
 extern char svm_fid_inject[];
 extern char svm_fid_handler[], svm_fid_handler_vmmcall[];
-extern volatile uint64_t svm_fid_pushed_rip;
+extern volatile uint64_t svm_fid_pushed_rip;  /* L2's handler writes */
 
 #endif

@@ -59,11 +59,10 @@ static uint8_t msrpm[2 * PAGE_SIZE] __attribute__((aligned(PAGE_SIZE)));
 static uint8_t l2_stack[PAGE_SIZE] __attribute__((aligned(PAGE_SIZE)));
 static IdtGate timer_idt[256] __attribute__((aligned(16)));
 
-/* Written by the handlers below, read by the loop. */
-volatile uint64_t svm_timer_ticks;
-volatile uint64_t svm_timer_bad_vector;
-volatile uint8_t svm_timer_io_byte;
-volatile uint64_t svm_timer_l2_isr_count;
+volatile uint64_t svm_timer_ticks;          /* L1's timer handler writes */
+volatile uint64_t svm_timer_bad_vector;     /* L1's other handlers write */
+volatile uint8_t svm_timer_io_byte;         /* L2's INSB writes */
+volatile uint64_t svm_timer_l2_isr_count;   /* L2's handler writes */
 static IdtGate l2_idt[256] __attribute__((aligned(16)));
 
 #define ASM_ADDR(sym) ({                                        \
@@ -245,7 +244,7 @@ void scenario_svm_timer(void (*check)(const char *desc, uint64_t got,
             corrupt++;
         }
         before = svm_timer_ticks;
-        asm volatile("sti; nop; cli" ::: "memory");
+        asm volatile("sti; nop; cli" : : : "memory");
         took = svm_timer_ticks - before;
         if (took > 1) {
             stepped++;
