@@ -184,7 +184,7 @@ static uint64_t vmrun_if_set(void)
  * once.  TCG used to leave the injected vector behind as a pending
  * exception and delivered it a second time when something asked the
  * vCPU to leave its loop before anything else had reset it: in the lab,
- * one delivery in about 47,000.  The host makes that happen here: it
+ * two deliveries in 944,308.  The host makes that happen here: it
  * stops and continues the VM while L2's handler spins (SPINNING below).
  * L1's timer is not running yet, because the APIC's poll request after a
  * tick would reset the stale vector first.
