@@ -232,6 +232,11 @@ void scenario_svm_timer(void (*check)(const char *desc, uint64_t got,
     timer_start();
 
     while (svm_timer_ticks < SVM_TIMER_TICKS) {
+        /* progress, so that a timeout shows whether the ticks stopped */
+        if (windows % 256 == 0) {
+            kprintf("# progress: %lu ticks, %lu INTR exits\n",
+                    svm_timer_ticks, windows);
+        }
         code = vmrun_if_set();
         if (code != EXIT_INTR) {
             other++;
