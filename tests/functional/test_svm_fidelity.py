@@ -3,7 +3,7 @@
 SVM fidelity of the lab's L0: run the guest's "svm-fidelity" scenario
 (tests/guest/svm-fidelity.c) under TCG with -cpu EPYC,+svm.  The guest is a
 minimal SVM hypervisor; each case below is a TCG defect that hook patches
-0013-0017 fix (docs/lab.rst, "Fidelity"), and each fails with its patch
+0013-0019 fix (docs/lab.rst, "Fidelity"), and each fails with its patch
 reverted:
 
   lmsw         0013  LMSW takes the selective CR0 write intercept (65h)
@@ -12,6 +12,7 @@ reverted:
   xsetbv       0016  XSETBV with CR4.OSXSAVE=0 raises #UD before its
                      intercept
   bad-inject   0017  a VMRUN that fails on EVENTINJ keeps the guest's RIP
+  pae-pdpte    0019  a legacy PAE guest's PDPTEs get no Accessed bit
 
 Always -accel tcg.  Prints TAP; exits 0 if every check passed.
 
@@ -60,6 +61,10 @@ CASES = {
         "EVENTINJ exception vector 2: saved RIP is the guest's",
         "EVENTINJ exception vector 2: saved RFLAGS are the guest's",
         "then EVENTINJ #DE: pushed RIP is the guest's",
+    ),
+    "pae-pdpte": (
+        "legacy PAE guest without NPT runs to its VMMCALL: exit code",
+        "legacy PAE guest: its PDPTE is unchanged (no Accessed bit)",
     ),
 }
 

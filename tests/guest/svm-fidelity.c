@@ -17,7 +17,10 @@
  *    15.9), and exits with 8Dh when it is 1;
  *  - a VMRUN that fails its EVENTINJ check (an exception with vector 2,
  *    15.20) exits with VMEXIT_INVALID and leaves the guest's RIP and
- *    RFLAGS in the VMCB as they were; the next VMRUN injects from there.
+ *    RFLAGS in the VMCB as they were; the next VMRUN injects from there;
+ *  - a guest in legacy PAE paging without nested paging leaves its PDPTEs
+ *    alone: they have no Accessed bit, bit 5 is reserved (5.2), and
+ *    L1's KVM rejects a CR3 whose PDPTEs have it set.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -32,6 +35,7 @@
 #define EXIT_XSETBV             0x08d
 
 #define CR0_MP                  (1ull << 1)
+#define ATTR_CODE32             0x0c9b  /* G, D, P, S, code exec/read */
 #define CR4_OSXSAVE             (1ull << 18)
 #define RFLAGS_FIXED            0x2ull
 
@@ -44,6 +48,10 @@ static uint8_t iopm[3 * PAGE_SIZE] __attribute__((aligned(PAGE_SIZE)));
 static uint8_t msrpm[2 * PAGE_SIZE] __attribute__((aligned(PAGE_SIZE)));
 static uint8_t l2_stack[2 * PAGE_SIZE] __attribute__((aligned(PAGE_SIZE)));
 static IdtGate l2_idt[256] __attribute__((aligned(PAGE_SIZE)));
+
+/* legacy PAE: 4 PDPTEs (32-byte aligned CR3) and one page directory */
+static uint64_t pae_pdpt[4] __attribute__((aligned(32)));
+static uint64_t pae_pd[512] __attribute__((aligned(PAGE_SIZE)));
 
 static void (*check)(const char *desc, uint64_t got, uint64_t expected);
 
@@ -181,6 +189,32 @@ static void run_bad_eventinj(void)
           svm_fid_pushed_rip, (uint64_t)svm_fid_inject);
 }
 
+static void run_pae_pdpte(void)
+{
+    const uint64_t pdpte = (uint64_t)pae_pd | 1;   /* P only */
+    unsigned i;
+
+    for (i = 0; i < 512; i++) {     /* the low 1 GiB, 2 MiB pages */
+        pae_pd[i] = ((uint64_t)i << 21) | 0x83;    /* PS, RW, P */
+    }
+    pae_pdpt[0] = pdpte;
+    pae_pdpt[1] = pae_pdpt[2] = pae_pdpt[3] = 0;
+
+    vmcb_fresh(svm_fid_pae32, 0, (1 << 6) | (1 << 13) | (1 << 14),
+               INTERCEPT(EXIT_SHUTDOWN));
+    /* 32-bit protected mode, paging with PAE, no long mode, no NPT */
+    vmcb_w16(vmcb, VMCB_CS, GDT_CODE32);
+    vmcb_w16(vmcb, VMCB_CS + 2, ATTR_CODE32);
+    vmcb_w64(vmcb, VMCB_EFER, EFER_SVME);
+    vmcb_w64(vmcb, VMCB_CR0, (uint32_t)(CR0_PE | CR0_PG));
+    vmcb_w64(vmcb, VMCB_CR4, (uint32_t)CR4_PAE);
+    vmcb_w64(vmcb, VMCB_CR3, (uint64_t)pae_pdpt);
+    expect_exit("legacy PAE guest without NPT runs to its VMMCALL",
+                EXIT_VMMCALL, svm_fid_pae32_end);
+    check("legacy PAE guest: its PDPTE is unchanged (no Accessed bit)",
+          pae_pdpt[0], pdpte);
+}
+
 void scenario_svm_fidelity(void (*check_fn)(const char *, uint64_t,
                                             uint64_t))
 {
@@ -204,6 +238,7 @@ void scenario_svm_fidelity(void (*check_fn)(const char *, uint64_t,
     run_rdtscp();
     run_xsetbv();
     run_bad_eventinj();
+    run_pae_pdpte();
 }
 
 /* L2's snippets; each ends in VMMCALL (exit 81h); <name>_end labels it. */
@@ -250,6 +285,14 @@ asm(
     "   xsetbv\n"
     "   vmmcall\n"
     "   ud2\n"
+    /* 32-bit code under legacy PAE paging */
+    "   .code32\n"
+    "   L pae32\n"
+    "   mov $0x1234, %eax\n"
+    "   L pae32_end\n"
+    "   vmmcall\n"
+    "   ud2\n"
+    "   .code64\n"
     "   L inject\n"
     "   vmmcall\n"
     "   ud2\n"

@@ -17,6 +17,7 @@ extern char svm_fid_movfromcr3[], svm_fid_movfromcr4[];
 extern char svm_fid_rdtscp[];
 extern char svm_fid_xsetbv[], svm_fid_xsetbv_insn[];
 extern char svm_fid_inject[];
+extern char svm_fid_pae32[], svm_fid_pae32_end[];
 extern char svm_fid_handler[], svm_fid_handler_vmmcall[];
 extern volatile uint64_t svm_fid_pushed_rip;  /* L2's handler writes */
 
