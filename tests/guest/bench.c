@@ -34,20 +34,6 @@
 #define BENCH_IPI_VECTOR        0x40
 #define BENCH_SPURIOUS_VECTOR   0xff
 
-/* x2APIC (SDM Vol. 3A 11.12) */
-#define MSR_APIC_BASE           0x1b
-#define APIC_BASE_EN            (1u << 11)
-#define APIC_BASE_EXTD          (1u << 10)
-#define MSR_X2APIC_EOI          0x80b
-#define MSR_X2APIC_SVR          0x80f
-#define MSR_X2APIC_SELF_IPI     0x83f
-#define APIC_SVR_ENABLE         (1u << 8)
-#define CPUID_1_ECX_X2APIC      (1u << 21)
-
-/* 8259 interrupt mask registers (OCW1) */
-#define PIC1_DATA               0x21
-#define PIC2_DATA               0xa1
-
 #define VMMCALL_LEN             3       /* 0f 01 d9 */
 
 /*
@@ -58,16 +44,6 @@
 volatile uint64_t bench_counter[8] __attribute__((aligned(64)));
 
 static IdtGate bench_idt[256] __attribute__((aligned(16)));
-
-/*
- * The labels are local to this file's assembly; C takes their addresses
- * with a RIP-relative LEA instead of declaring them (no externs here).
- */
-#define ASM_ADDR(sym) ({                                        \
-    uint64_t addr_;                                             \
-    asm("lea " #sym "(%%rip), %0" : "=r"(addr_));               \
-    addr_;                                                      \
-})
 
 /*
  * The handlers are plain assembly: the IPI one must be as short as the

@@ -53,8 +53,6 @@
 #define APIC_ICR_LO             0x300
 #define APIC_ICR_HI             0x310
 #define APIC_LVT_LINT0          0x350
-#define APIC_SVR_ENABLE         (1 << 8)
-#define APIC_LVT_MASKED         (1 << 16)
 #define APIC_ICR_FIXED          (0 << 8)     /* delivery mode fixed */
 #define APIC_ICR_NMI            (4 << 8)     /* delivery mode NMI */
 #define APIC_ICR_ASSERT         (1 << 14)

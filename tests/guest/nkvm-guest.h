@@ -227,6 +227,36 @@ bool scenario_bench(const char *word, size_t len);
 void isr_dispatch(IsrFrame *f);
 void __attribute__((noreturn)) guest_main(uint32_t magic, uint32_t mbi);
 
+/* x2APIC (Intel SDM Vol. 3A 11.12; AMD APM vol. 2, 16.3) */
+#define MSR_APIC_BASE           0x1b
+#define APIC_BASE_EN            (1u << 11)
+#define APIC_BASE_EXTD          (1u << 10)
+#define MSR_X2APIC_EOI          0x80b
+#define MSR_X2APIC_SVR          0x80f
+#define MSR_X2APIC_LVT_TIMER    0x832
+#define MSR_X2APIC_INIT_COUNT   0x838
+#define MSR_X2APIC_DIV_CONF     0x83e
+#define MSR_X2APIC_SELF_IPI     0x83f
+#define APIC_SVR_ENABLE         (1u << 8)
+#define APIC_LVT_MASKED         (1u << 16)
+#define APIC_LVT_PERIODIC       (1u << 17)
+#define APIC_DIV_BY_1           0xb
+#define CPUID_1_ECX_X2APIC      (1u << 21)
+
+/* 8259 interrupt mask registers (OCW1) */
+#define PIC1_DATA               0x21
+#define PIC2_DATA               0xa1
+
+/*
+ * The address of a label local to a file's assembly, by a RIP-relative
+ * LEA, so that C needs no extern for it.
+ */
+#define ASM_ADDR(sym) ({                                        \
+    uint64_t addr_;                                             \
+    asm("lea " #sym "(%%rip), %0" : "=r"(addr_));               \
+    addr_;                                                      \
+})
+
 #endif /* __ASSEMBLER__ */
 
 #endif /* NKVM_GUEST_H */

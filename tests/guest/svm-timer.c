@@ -32,23 +32,6 @@
 #define SVM_TIMER_PORT          0x4d0   /* ELCR: harmless to read */
 #define SVM_TIMER_L2_VECTOR     0x50
 
-/* x2APIC (Intel SDM Vol. 3A 11.12; AMD APM vol. 2, 16.3) */
-#define MSR_APIC_BASE           0x1b
-#define APIC_BASE_EN            (1u << 11)
-#define APIC_BASE_EXTD          (1u << 10)
-#define MSR_X2APIC_SVR          0x80f
-#define MSR_X2APIC_LVT_TIMER    0x832
-#define MSR_X2APIC_INIT_COUNT   0x838
-#define MSR_X2APIC_DIV_CONF     0x83e
-#define APIC_SVR_ENABLE         (1u << 8)
-#define APIC_LVT_MASKED         (1u << 16)
-#define APIC_LVT_PERIODIC       (1u << 17)
-#define APIC_DIV_BY_1           0xb
-#define CPUID_1_ECX_X2APIC      (1u << 21)
-
-#define PIC1_DATA               0x21
-#define PIC2_DATA               0xa1
-
 #define VMCB_INT_CTL            0x060
 #define V_INTR_MASKING          (1u << 24)
 
@@ -64,12 +47,6 @@ volatile uint64_t svm_timer_bad_vector;     /* L1's other handlers write */
 volatile uint8_t svm_timer_io_byte;         /* L2's INSB writes */
 volatile uint64_t svm_timer_l2_isr_count;   /* L2's handler writes */
 static IdtGate l2_idt[256] __attribute__((aligned(16)));
-
-#define ASM_ADDR(sym) ({                                        \
-    uint64_t addr_;                                             \
-    asm("lea " #sym "(%%rip), %0" : "=r"(addr_));               \
-    addr_;                                                      \
-})
 
 asm(".text\n"
     "svm_timer_stub:\n"
