@@ -531,6 +531,23 @@ class GuestVM:
             self.serial_in_fd = None
 
 
+def run_guest(name, scenario, timeout, cpu, accel="tcg"):
+    """Run a scenario that ends by itself, under -cpu cpu; echo its serial
+    lines as "#   name| ..." and return (exit status, serial lines).  A
+    harness failure (no exit within timeout, QMP) gives (None, [why])."""
+    with Lab() as lab:
+        vm = lab.vm(name, scenario, accel=accel,
+                    extra_args=["-cpu", cpu]).launch()
+        try:
+            status = vm.wait_exit(timeout)
+        except NkvmError as exc:
+            return None, [f"harness: {exc}"]
+        lines = vm.serial_lines()
+        for line in lines:
+            print(f"#   {name}| {line}")
+        return status, lines
+
+
 def guest_result(lines):
     """Summarise the guest's TAP-like output: (ok, not_ok, plan, verdict)."""
     oks = [ln for ln in lines if re.match(r"ok \d+ - ", ln)]

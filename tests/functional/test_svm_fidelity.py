@@ -69,21 +69,6 @@ CASES = {
 }
 
 
-def run_guest(timeout):
-    """Run the scenario once; return (status, lines)."""
-    with nkvm.Lab() as lab:
-        vm = lab.vm("fidelity", "svm-fidelity", accel="tcg",
-                    extra_args=["-cpu", CPU]).launch()
-        try:
-            status = vm.wait_exit(timeout)
-        except nkvm.NkvmError as exc:
-            return None, [f"harness: {exc}"]
-        lines = vm.serial_lines()
-        for line in lines:
-            print(f"#   | {line}")
-        return status, lines
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--timeout", type=float, default=60.0,
@@ -94,7 +79,8 @@ def main():
     if not nkvm.check_environment(tap):
         return tap.finish()
 
-    status, lines = run_guest(args.timeout)
+    status, lines = nkvm.run_guest("fidelity", "svm-fidelity", args.timeout,
+                                   CPU)
     oks, not_oks, plan, verdict = nkvm.guest_result(lines)
     ok_descs = {ln.split(" - ", 1)[1] for ln in oks}
     for case, descs in CASES.items():

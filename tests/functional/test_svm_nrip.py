@@ -34,23 +34,8 @@ CPUS = {
 }
 
 
-def run_guest(case, timeout):
-    """Run the scenario with the case's -cpu; return (status, lines)."""
-    with nkvm.Lab() as lab:
-        vm = lab.vm(case, "svm-nrip", accel="tcg",
-                    extra_args=["-cpu", CPUS[case]]).launch()
-        try:
-            status = vm.wait_exit(timeout)
-        except nkvm.NkvmError as exc:
-            return None, [f"harness: {exc}"]
-        lines = vm.serial_lines()
-        for line in lines:
-            print(f"#   {case}| {line}")
-        return status, lines
-
-
 def case_nrips(tap, case, timeout):
-    status, lines = run_guest(case, timeout)
+    status, lines = nkvm.run_guest(case, "svm-nrip", timeout, CPUS[case])
     oks, not_oks, plan, verdict = nkvm.guest_result(lines)
     cpu = CPUS[case]
     tap.check(any("NRIPS present" in ln for ln in lines),
@@ -74,7 +59,7 @@ def case_nrips(tap, case, timeout):
 
 def case_no_nrips(tap, timeout):
     case = "no-nrips"
-    status, lines = run_guest(case, timeout)
+    status, lines = nkvm.run_guest(case, "svm-nrip", timeout, CPUS[case])
     oks, not_oks, _, verdict = nkvm.guest_result(lines)
     tap.check(any("NRIPS absent" in ln for ln in lines),
               f"{case}: guest sees CPUID NRIPS clear with -cpu {CPUS[case]}")
