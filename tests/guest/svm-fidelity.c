@@ -80,18 +80,11 @@ static void vmcb_fresh(const char *rip, uint16_t cr_read,
 /* Run L2; check the exit code and the RIP it was taken at. */
 static void expect_exit(const char *what, uint64_t code, const char *at)
 {
-    char desc[160];
-    size_t n = strlen(what);
-
     svm_vmrun(vmcb);
-    if (n > sizeof(desc) - 16) {
-        n = sizeof(desc) - 16;
-    }
-    memcpy(desc, what, n);
-    memcpy(desc + n, ": exit code", 12);
-    check(desc, vmcb_r64(vmcb, VMCB_EXIT_CODE), code);
-    memcpy(desc + n, ": saved RIP", 12);
-    check(desc, vmcb_r64(vmcb, VMCB_RIP), (uint64_t)at);
+    svm_check_named(check, what, "exit code",
+                    vmcb_r64(vmcb, VMCB_EXIT_CODE), code);
+    svm_check_named(check, what, "saved RIP", vmcb_r64(vmcb, VMCB_RIP),
+                    (uint64_t)at);
 }
 
 static void run_lmsw(void)

@@ -99,3 +99,21 @@ void svm_vmrun(uint8_t *vmcb)
                  : "rbx", "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10",
                    "r11", "r12", "r13", "r14", "r15", "memory", "cc");
 }
+
+void svm_check_named(void (*check)(const char *, uint64_t, uint64_t),
+                     const char *name, const char *what, uint64_t got,
+                     uint64_t expected)
+{
+    char desc[160];
+    size_t n = strlen(name), m = strlen(what);
+
+    if (n + m + 3 > sizeof(desc)) {
+        m = sizeof(desc) - n - 3;
+    }
+    memcpy(desc, name, n);
+    desc[n] = ':';
+    desc[n + 1] = ' ';
+    memcpy(desc + n + 2, what, m);
+    desc[n + 2 + m] = '\0';
+    check(desc, got, expected);
+}

@@ -157,5 +157,12 @@ void svm_enable(void *hsave);
 void svm_vmcb_mirror_l1(uint8_t *vmcb);
 /* CLGI; VMRUN; STGI.  L2 clobbers every register but RAX and RSP. */
 void svm_vmrun(uint8_t *vmcb);
+/*
+ * check(), with "name: what" as the description (cut to fit 160 bytes;
+ * name is a short case name).
+ */
+void svm_check_named(void (*check)(const char *, uint64_t, uint64_t),
+                     const char *name, const char *what, uint64_t got,
+                     uint64_t expected);
 
 #endif

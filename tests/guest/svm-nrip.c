@@ -128,18 +128,7 @@ static void vmcb_init(void)
 static void report(const char *what, const char *name, uint64_t got,
                    uint64_t expected)
 {
-    char desc[160];
-    size_t n = strlen(name), m = strlen(what);
-
-    if (n + m + 3 > sizeof(desc)) {
-        m = sizeof(desc) - n - 3;
-    }
-    memcpy(desc, name, n);
-    desc[n] = ':';
-    desc[n + 1] = ' ';
-    memcpy(desc + n + 2, what, m);
-    desc[n + 2 + m] = '\0';
-    check(desc, got, expected);
+    svm_check_named(check, name, what, got, expected);
 }
 
 static void run_intercepts(void)
