@@ -3,7 +3,7 @@
 SVM fidelity of the lab's L0: run the guest's "svm-fidelity" scenario
 (tests/guest/svm-fidelity.c) under TCG with -cpu EPYC,+svm.  The guest is a
 minimal SVM hypervisor; each case below is a TCG defect that hook patches
-0013-0019 fix (docs/lab.rst, "Fidelity"), and each fails with its patch
+0013-0020 fix (docs/lab.rst, "Fidelity"), and each fails with its patch
 reverted:
 
   lmsw         0013  LMSW takes the selective CR0 write intercept (65h)
@@ -13,6 +13,8 @@ reverted:
                      intercept
   bad-inject   0017  a VMRUN that fails on EVENTINJ keeps the guest's RIP
   pae-pdpte    0019  a legacy PAE guest's PDPTEs get no Accessed bit
+  alignment    0020  a misaligned access at CPL 3 with CR0.AM and
+                     RFLAGS.AC raises #AC
 
 Always -accel tcg.  Prints TAP; exits 0 if every check passed.
 
@@ -65,6 +67,19 @@ CASES = {
     "pae-pdpte": (
         "legacy PAE guest without NPT runs to its VMMCALL: exit code",
         "legacy PAE guest: its PDPTE is unchanged (no Accessed bit)",
+    ),
+    "alignment": (
+        "misaligned 8-byte store at CPL 3, CR0.AM and RFLAGS.AC, "
+        "#AC intercepted: exit code",
+        "misaligned 8-byte store at CPL 3, CR0.AM and RFLAGS.AC, "
+        "#AC intercepted: saved RIP",
+        "#AC: the misaligned store did not happen",
+        "misaligned 4-byte load at CPL 3, CR0.AM and RFLAGS.AC, "
+        "#AC intercepted: exit code",
+        "aligned and byte accesses at CPL 3, CR0.AM and RFLAGS.AC: "
+        "exit code",
+        "misaligned store at CPL 3, CR0.AM, RFLAGS.AC clear: exit code",
+        "misaligned store at CPL 3, RFLAGS.AC, CR0.AM clear: exit code",
     ),
 }
 

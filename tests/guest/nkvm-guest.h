@@ -38,6 +38,7 @@
 /* Page table entry bits (Intel SDM Vol. 3A 4.5, Table 4-19/4-20). */
 #define PTE_P                   0x001
 #define PTE_W                   0x002
+#define PTE_U                   0x004
 #define PTE_PS                  0x080
 
 #define PAGE_SIZE               4096

@@ -20,7 +20,10 @@
  *    RFLAGS in the VMCB as they were; the next VMRUN injects from there;
  *  - a guest in legacy PAE paging without nested paging leaves its PDPTEs
  *    alone: they have no Accessed bit, bit 5 is reserved (5.2), and
- *    L1's KVM rejects a CR3 whose PDPTEs have it set.
+ *    L1's KVM rejects a CR3 whose PDPTEs have it set;
+ *  - at CPL 3 with CR0.AM and RFLAGS.AC, a data access not aligned to
+ *    its size raises #AC (8.2.18), seen here as exit 51h when the
+ *    exception is intercepted; the store it stopped did not happen.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -33,8 +36,13 @@
 #define EXIT_CR0_SEL_WRITE      0x065
 #define EXIT_RDTSCP             0x087
 #define EXIT_XSETBV             0x08d
+#define EXIT_EXCP_AC            0x051
 
 #define CR0_MP                  (1ull << 1)
+#define CR0_AM                  (1ull << 18)
+#define RFLAGS_AC               (1ull << 18)
+#define ATTR_USER_CODE64        0x0afb  /* G, L, P, DPL 3, code exec/read */
+#define ATTR_USER_DATA          0x0cf3  /* G, B, P, DPL 3, data read/write */
 #define ATTR_CODE32             0x0c9b  /* G, D, P, S, code exec/read */
 #define CR4_OSXSAVE             (1ull << 18)
 #define RFLAGS_FIXED            0x2ull
@@ -52,6 +60,11 @@ static IdtGate l2_idt[256] __attribute__((aligned(PAGE_SIZE)));
 /* legacy PAE: 4 PDPTEs (32-byte aligned CR3) and one page directory */
 static uint64_t pae_pdpt[4] __attribute__((aligned(32)));
 static uint64_t pae_pd[512] __attribute__((aligned(PAGE_SIZE)));
+
+/* L2 at CPL 3 needs user pages: the low 1 GiB in 2 MiB pages, U set */
+static uint64_t user_pml4[512] __attribute__((aligned(PAGE_SIZE)));
+static uint64_t user_pdpt[512] __attribute__((aligned(PAGE_SIZE)));
+static uint64_t user_pd[512] __attribute__((aligned(PAGE_SIZE)));
 
 static void (*check)(const char *desc, uint64_t got, uint64_t expected);
 
@@ -208,6 +221,58 @@ static void run_pae_pdpte(void)
           pae_pdpt[0], pdpte);
 }
 
+/*
+ * L2 at CPL 3 on its own page tables, with CR0.AM and RFLAGS.AC as given
+ * and #AC intercepted.
+ */
+static void vmcb_user(const char *rip, bool am, bool ac)
+{
+    const uint64_t user_pte = PTE_P | PTE_W | PTE_U;
+    unsigned i;
+
+    for (i = 0; i < 512; i++) {
+        user_pd[i] = ((uint64_t)i << 21) | PTE_PS | user_pte;
+    }
+    user_pdpt[0] = (uint64_t)user_pd | user_pte;
+    user_pml4[0] = (uint64_t)user_pdpt | user_pte;
+
+    vmcb_fresh(rip, 0, 1 << 17, 0);
+    vmcb_w64(vmcb, VMCB_CR3, (uint64_t)user_pml4);
+    vmcb_w16(vmcb, VMCB_CS, GDT_CODE64 | 3);
+    vmcb_w16(vmcb, VMCB_CS + 2, ATTR_USER_CODE64);
+    vmcb_w16(vmcb, VMCB_SS, GDT_DATA | 3);
+    vmcb_w16(vmcb, VMCB_SS + 2, ATTR_USER_DATA);
+    vmcb_w8(vmcb, VMCB_CPL, 3);
+    vmcb_w64(vmcb, VMCB_CR0, (vmcb_r64(vmcb, VMCB_CR0) & ~CR0_AM) |
+             (am ? CR0_AM : 0));
+    vmcb_w64(vmcb, VMCB_RFLAGS, RFLAGS_FIXED | (ac ? RFLAGS_AC : 0));
+}
+
+static void run_alignment_check(void)
+{
+    svm_fid_ac_buf[0] = svm_fid_ac_buf[1] = 0;
+    vmcb_user(svm_fid_ac_store, true, true);
+    expect_exit("misaligned 8-byte store at CPL 3, CR0.AM and RFLAGS.AC, "
+                "#AC intercepted", EXIT_EXCP_AC, svm_fid_ac_store_insn);
+    check("#AC: the misaligned store did not happen",
+          svm_fid_ac_buf[0] | svm_fid_ac_buf[1], 0);
+
+    vmcb_user(svm_fid_ac_load, true, true);
+    expect_exit("misaligned 4-byte load at CPL 3, CR0.AM and RFLAGS.AC, "
+                "#AC intercepted", EXIT_EXCP_AC, svm_fid_ac_load_insn);
+
+    /* negative controls: aligned and byte accesses, then AC or AM clear */
+    vmcb_user(svm_fid_ac_aligned, true, true);
+    expect_exit("aligned and byte accesses at CPL 3, CR0.AM and RFLAGS.AC",
+                EXIT_VMMCALL, svm_fid_ac_aligned_end);
+    vmcb_user(svm_fid_ac_store, true, false);
+    expect_exit("misaligned store at CPL 3, CR0.AM, RFLAGS.AC clear",
+                EXIT_VMMCALL, svm_fid_ac_store_end);
+    vmcb_user(svm_fid_ac_store, false, true);
+    expect_exit("misaligned store at CPL 3, RFLAGS.AC, CR0.AM clear",
+                EXIT_VMMCALL, svm_fid_ac_store_end);
+}
+
 void scenario_svm_fidelity(void (*check_fn)(const char *, uint64_t,
                                             uint64_t))
 {
@@ -232,6 +297,7 @@ void scenario_svm_fidelity(void (*check_fn)(const char *, uint64_t,
     run_xsetbv();
     run_bad_eventinj();
     run_pae_pdpte();
+    run_alignment_check();
 }
 
 /* L2's snippets; each ends in VMMCALL (exit 81h); <name>_end labels it. */
@@ -286,6 +352,29 @@ asm(
     "   vmmcall\n"
     "   ud2\n"
     "   .code64\n"
+    /* CPL 3: svm_fid_ac_buf is 16-byte aligned */
+    "   L ac_store\n"
+    "   mov $0x1122334455667788, %rax\n"
+    "   L ac_store_insn\n"
+    "   mov %rax, svm_fid_ac_buf+4(%rip)\n"
+    "   L ac_store_end\n"
+    "   vmmcall\n"
+    "   ud2\n"
+    "   L ac_load\n"
+    "   L ac_load_insn\n"
+    "   mov svm_fid_ac_buf+2(%rip), %eax\n"
+    "   vmmcall\n"
+    "   ud2\n"
+    "   L ac_aligned\n"
+    "   mov %rax, svm_fid_ac_buf+8(%rip)\n"
+    "   mov %eax, svm_fid_ac_buf+4(%rip)\n"
+    "   movw %ax, svm_fid_ac_buf+2(%rip)\n"
+    "   movb %al, svm_fid_ac_buf+1(%rip)\n"
+    "   push %rax\n"
+    "   pop %rax\n"
+    "   L ac_aligned_end\n"
+    "   vmmcall\n"
+    "   ud2\n"
     "   L inject\n"
     "   vmmcall\n"
     "   ud2\n"
@@ -301,6 +390,9 @@ asm(
     "   .balign 8\n"
     "   .globl svm_fid_pushed_rip\n"
     "svm_fid_pushed_rip: .quad 0\n"
+    "   .balign 16\n"
+    "   .globl svm_fid_ac_buf\n"
+    "svm_fid_ac_buf: .quad 0, 0\n"
     "   .text\n"
     "   .purgem L\n"
 );

@@ -20,5 +20,9 @@ extern char svm_fid_inject[];
 extern char svm_fid_pae32[], svm_fid_pae32_end[];
 extern char svm_fid_handler[], svm_fid_handler_vmmcall[];
 extern volatile uint64_t svm_fid_pushed_rip;  /* L2's handler writes */
+extern char svm_fid_ac_store[], svm_fid_ac_store_insn[], svm_fid_ac_store_end[];
+extern char svm_fid_ac_load[], svm_fid_ac_load_insn[];
+extern char svm_fid_ac_aligned[], svm_fid_ac_aligned_end[];
+extern volatile uint64_t svm_fid_ac_buf[2];   /* L2 at CPL 3 writes */
 
 #endif

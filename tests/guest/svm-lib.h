@@ -44,6 +44,7 @@
 #define VMCB_DS                 0x430
 #define VMCB_GDTR               0x460
 #define VMCB_IDTR               0x480
+#define VMCB_CPL                0x4cb   /* 8 bits */
 #define VMCB_EFER               0x4d0
 #define VMCB_CR4                0x548
 #define VMCB_CR3                0x550
