@@ -70,6 +70,13 @@ echo "kvm_amd$params /dev/kvm=$kvm" > /scratch/kvm_amd.params
 # absolute path on the host.
 # shellcheck disable=SC1091
 . /scratch/lab.env || die "no /scratch/lab.env"
+# A host of "scripts/lab pair": the link to the other L1 is the only NIC.
+if [ -n "${LAB_ADDR:-}" ]; then
+    ip link set eth0 up || die "no link (eth0) to bring up"
+    ip addr add "$LAB_ADDR/24" dev eth0 ||
+        die "cannot give the link (eth0) address $LAB_ADDR"
+    say "link up: eth0 $LAB_ADDR"
+fi
 
 mount -t 9p -o "ro,$opts,cache=loose" host /mnt ||
     die "cannot mount the host's / over 9p"

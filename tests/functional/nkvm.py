@@ -297,6 +297,10 @@ class Lab:
 class GuestVM:
     """One QEMU process running the nkvm guest."""
 
+    # Where an incoming migration listens (tests/lab/remote.py: the
+    # other host's address on a lab pair's link).
+    listen_host = LOOPBACK
+
     # pylint: disable=too-many-instance-attributes,too-many-arguments
     def __init__(self, lab, name, scenario, accel="tcg", memory_mb=64,
                  incoming=None, extra_args=(), wrapper=(), binary=None,
@@ -427,6 +431,10 @@ class GuestVM:
         if isinstance(why, NkvmTimeout):
             raise why
         raise NkvmError(f"{self.name}: {why}")
+
+    def open_fds(self):
+        """How many file descriptors this QEMU has open."""
+        return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
 
     # ---- QMP ---------------------------------------------------------
 
@@ -585,23 +593,25 @@ def wait_incoming_done(dst, deadline, poll_interval=0.02):
 
 
 def migrate(src, dst, timeout=60.0, poll_interval=0.05, progress=None):
-    """Live-migrate src to dst over loopback TCP and return the source's
-    final query-migrate result.
+    """Live-migrate src to dst over TCP (loopback, or the link of a lab
+    pair: dst.listen_host) and return the source's final query-migrate
+    result.
 
     dst must have been launched with incoming="defer".  The destination
     listens on port 0 (the kernel picks a free port, no race) and the
     real port is read back from its query-migrate.  progress, if given,
     is called with each new (status, transferred bytes) of the source.
     """
-    dst.qmp("migrate-incoming", uri=f"tcp:{LOOPBACK}:0")
+    host = dst.listen_host
+    dst.qmp("migrate-incoming", uri=f"tcp:{host}:0")
     info = dst.qmp("query-migrate")
     addrs = info.get("socket-address") or []
     ports = [a["port"] for a in addrs
-             if a.get("type") == "inet" and a.get("host") == LOOPBACK]
+             if a.get("type") == "inet" and a.get("host") == host]
     if not ports:
         raise NkvmError(f"destination did not report its listening "
                         f"port: {info}")
-    uri = f"tcp:{LOOPBACK}:{ports[0]}"
+    uri = f"tcp:{host}:{ports[0]}"
     if progress:
         progress(f"destination listening on {uri}")
     src.qmp("migrate", uri=uri)
@@ -638,7 +648,7 @@ def migrate(src, dst, timeout=60.0, poll_interval=0.05, progress=None):
 
 def open_fds(vm):
     """How many file descriptors VM's QEMU has open."""
-    return len(os.listdir(f"/proc/{vm.proc.pid}/fd"))
+    return vm.open_fds()
 
 
 def source_idle(vm, idle_fds, has_model, timeout=10.0):

@@ -6,7 +6,7 @@ tests/guest/svm-torture.c) back and forth between two QEMU processes,
 and count what got lost.  Meant for the lab (docs/lab.rst), where
 /dev/kvm is a real kvm_amd with nested SVM.
 
-  torture.py --accel kvm|nested-kvm|tcg --migrations N
+  torture.py --accel kvm|nested-kvm|tcg --migrations N [--pair]
              [--control-seconds S] [--expect-clean | --report-only]
 
 1. Migration run: QEMU A runs the guest; N times, after a random sleep
@@ -21,6 +21,10 @@ and count what got lost.  Meant for the lab (docs/lab.rst), where
    it), with EXITINTINFO valid, and no kvm_entry after it ("requeued");
    or L1's VMRUN emulated (kvm_nested_vmenter) with EVENTINJ valid and
    no kvm_entry after it ("vmrun").
+   With --pair (on host A of "scripts/lab pair"), every migration goes
+   to the other host over the pair's link: A to B, B to A, and so on,
+   through B's lab-agent.py.  Only the migrations whose source is on A
+   are traced (the tracer reads A's tracefs).
 2. Control run: the same guest for as long (or --control-seconds), no
    migration.  It proves that the KVM below delivers correctly.
 
@@ -50,6 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "functional"))
 # pylint: disable=wrong-import-position
 import nkvm  # noqa: E402
 import nested_stream as ns  # noqa: E402
+import remote  # noqa: E402
 
 RESULT_RE = r"torture-result (\{.*\})"
 BAD_KEYS = ("lost", "duplicated", "wrong_vector", "wrong_rip",
@@ -104,6 +109,13 @@ class TortureVM(nkvm.GuestVM):
                           os.listdir(f"/proc/{self.proc.pid}/task"))
         except OSError:
             return []
+
+
+class RemoteTortureVM(remote.RemoteVM):
+    """The test guest on host B of a pair; 'q' goes over the agent."""
+
+    def send(self, data):
+        self.serial_write(data)
 
 
 # ---- tracefs ---------------------------------------------------------
@@ -346,18 +358,30 @@ def cpu_for(accel):
     return "EPYC,+svm" if accel == "tcg" else "host"
 
 
-def new_vm(lab, n, args, incoming=None):
+def new_vm(lab, n, args, incoming=None, agent=None):
+    """VM number n, on this host, or with agent on the pair's other."""
     scenario = "torture" + (f" seed={args.seed}" if args.seed else "")
     accel = args.accel
     if args.unknown_verdicts:
         accel += f",x-unknown-verdicts={args.unknown_verdicts}"
-    vm = TortureVM(lab, f"vm{n}", scenario, accel=accel, memory_mb=32,
-                   incoming=incoming,
-                   extra_args=["-cpu", cpu_for(args.accel)] +
-                   [a for t in args.trace for a in ("-trace", t)])
+    kwargs = {"accel": accel, "memory_mb": 32, "incoming": incoming,
+              "extra_args": ["-cpu", cpu_for(args.accel)] +
+              [a for t in args.trace for a in ("-trace", t)]}
+    if agent is None:
+        vm = TortureVM(lab, f"vm{n}", scenario, **kwargs)
+        if args.agent is not None:
+            # a VM coming from B listens on A's end of the link
+            vm.listen_host = args.own_addr
+    else:
+        vm = RemoteTortureVM(agent, lab, f"vm{n}", scenario,
+                             serial_input=True, **kwargs)
     lab.vms.append(vm)      # so that the Lab kills it on any exit
     vm.launch()
     return vm
+
+
+def is_remote(vm):
+    return isinstance(vm, remote.RemoteVM)
 
 
 def finish_guest(vm, timeout):
@@ -406,6 +430,7 @@ def wait_started(vm, timeout):
 
 def migration_run(args, tracer):
     stats = {"migrations": 0, "migrations_failed": 0, "stops_in_flight": 0,
+             "migrations_a_to_b": 0, "migrations_b_to_a": 0,
              "stops_traced": 0, "windows_seen": 0,
              "stops_in_flight_requeued": 0, "stops_in_flight_vmrun": 0,
              "stops_in_flight_by_type": {}, "induced_failures": 0,
@@ -436,11 +461,15 @@ def migration_run(args, tracer):
 
 def migration_loop(args, tracer, stats, start, lab):
     """The body of migration_run, inside its Lab."""
+    def other_host(vm):
+        """The agent of the host a VM on vm's host migrates to."""
+        return None if is_remote(vm) else args.agent
+
     n = 0
     src = new_vm(lab, n, args)
     wait_started(src, args.timeout)
     n += 1
-    dst = new_vm(lab, n, args, incoming="defer")
+    dst = new_vm(lab, n, args, incoming="defer", agent=other_host(src))
     i = 0
     while i < args.migrations:
         time.sleep(random.uniform(args.min_gap, args.max_gap))
@@ -449,7 +478,9 @@ def migration_loop(args, tracer, stats, start, lab):
             induced_failure(lab, src, n, args, stats)
         src.qmp("migrate-set-parameters", **{"max-bandwidth":
                                              10 << 30})
-        tracer.start(src.threads())
+        traced = not is_remote(src)
+        if traced:
+            tracer.start(src.threads())
         idle = nkvm.open_fds(src)
         try:
             info = nkvm.migrate(src, dst, timeout=args.timeout)
@@ -477,11 +508,15 @@ def migration_loop(args, tracer, stats, start, lab):
             if stats["migrations_failed"] > max(10, args.migrations):
                 raise nkvm.NkvmError("too many failed migrations")
             n += 1
-            dst = new_vm(lab, n, args, incoming="defer")
+            dst = new_vm(lab, n, args, incoming="defer",
+                         agent=other_host(src))
             continue
         i += 1
-        res = tracer.analyse()
+        res = tracer.analyse() if traced else None
         stats["migrations"] = i
+        if args.agent is not None:
+            stats["migrations_b_to_a" if is_remote(src)
+                  else "migrations_a_to_b"] += 1
         if args.keep_dir and tracer.ok:
             tail = tracer.last_text.splitlines()[-60:]
             Path(args.keep_dir, f"trace-{args.accel}-{i:04d}.txt") \
@@ -509,7 +544,8 @@ def migration_loop(args, tracer, stats, start, lab):
             f"elapsed={time.monotonic() - start:.0f}s")
         if i < args.migrations:
             n += 1
-            dst = new_vm(lab, n, args, incoming="defer")
+            dst = new_vm(lab, n, args, incoming="defer",
+                         agent=other_host(src))
     result, status = finish_guest(src, args.timeout)
     stats["seconds"] = round(time.monotonic() - start, 1)
     return stats, result, status
@@ -575,7 +611,24 @@ def main():
                          "output is in the kept stderr logs")
     ap.add_argument("--debug-trace", type=int, default=0,
                     help="show the trace of the first N migrations")
+    ap.add_argument("--pair", action="store_true",
+                    help="on host A of scripts/lab pair: migrate between "
+                         "the two hosts")
     args = ap.parse_args()
+    args.agent = None
+    if args.pair:
+        env = remote.pair_env()
+        if env is None:
+            ap.error("--pair runs on host A of 'scripts/lab pair' "
+                     "(LAB_ADDR, LAB_PEER and LAB_AGENT_PORT are unset)")
+        if args.fail_every:
+            ap.error("--fail-every breaks migrations on this host only: "
+                     "not with --pair")
+        args.own_addr = env[0]
+        args.agent = remote.AgentClient(env[1], env[2], progress=log)
+        args.kernel_b = args.agent.call("ping")["kernel"]
+        log(f"pair: A {env[0]} ({os.uname().release}), "
+            f"B {env[1]} ({args.kernel_b})")
     if args.keep_dir is None and os.environ.get("LAB_OUT"):
         args.keep_dir = os.path.join(os.environ["LAB_OUT"], "torture")
     if args.keep_dir:
@@ -600,12 +653,18 @@ def main():
             ctl, ctl_status, ctl_len = control_run(args, ctl_seconds)
     finally:
         tracer.close()
+        if args.agent is not None:
+            args.agent.close()
 
     out = {
         "accel": args.accel,
         "kernel": kernel,
         "migrations": stats["migrations"],
         "migrations_failed": stats["migrations_failed"],
+        **({"kernel_b": args.kernel_b,
+            "migrations_a_to_b": stats["migrations_a_to_b"],
+            "migrations_b_to_a": stats["migrations_b_to_a"]}
+           if args.pair else {}),
         "induced_failures": stats["induced_failures"],
         "induced_failures_bad": stats["induced_failures_bad"],
         "strict_refusals": stats["strict_refusals"],
