@@ -7,7 +7,8 @@ over the pair's link, so that one test can migrate between two hosts.
   lab-agent.py --listen ADDR:PORT --allow PEER
 
 One connection at a time, from PEER only (host A's fixed address on the
-link); anything else is closed unanswered.  The protocol is JSON lines:
+link); anything else is closed unanswered.  When a connection ends, the
+agent closes every VM it started for it and waits for the next.  The protocol is JSON lines:
 a request {"op": OP, ...} gets {"return": VALUE} or {"error": TEXT}.
 
   ping                      -> {"kernel": uname -r, "addr": ADDR}
@@ -18,11 +19,18 @@ a request {"op": OP, ...} gets {"return": VALUE} or {"error": TEXT}.
   vm.poll | vm.serial_log | vm.stderr_log | vm.open_fds | vm.kill |
   vm.close  name=N
   vm.serial_write name=N data=TEXT (latin-1)
+  vm.threads name=N         -> the QEMU's thread ids
+  tracer.open               -> {"ok": B, "why": TEXT}: torture.py's Tracer
+                               on this host's KVM tracepoints
+  tracer.start tids=[...]   -> trace those threads from an empty buffer
+  tracer.analyse            -> {"res": [in_flight, seen, windows] or null,
+                                "events": [[how, exitintinfo], ...],
+                                "tail": the buffer's last lines}
   shutdown                  -> closes every VM and ends the agent
 
-VMs are tests/functional/nkvm.py GuestVMs, in one private folder that
-goes away with the agent.  When A's connection drops, the agent closes
-every VM and ends too, and host B powers off.
+VMs are tests/functional/nkvm.py GuestVMs, in a private folder per
+connection.  After "shutdown" the agent ends and host B powers off;
+otherwise scripts/lab pair stops B when A's command has finished.
 
 SPDX-License-Identifier: GPL-2.0-or-later
 """
@@ -40,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "functional"))
 
 # pylint: disable=wrong-import-position
 import nkvm  # noqa: E402
+import torture  # noqa: E402
 
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
 MAX_OUTPUT = 1 << 20
@@ -60,10 +69,19 @@ class Agent:
         self.addr = addr
         self.lab = nkvm.Lab(prefix="nkvm-agent-")
         self.vms = {}
+        self.tracer = None
+
+    def reset(self):
+        """Close everything the last connection started."""
+        self.close()
+        self.lab = nkvm.Lab(prefix="nkvm-agent-")
 
     def close(self):
         self.lab.close()
         self.vms.clear()
+        if self.tracer is not None:
+            self.tracer.close()
+            self.tracer = None
 
     def vm(self, req):
         name = req.get("name")
@@ -125,6 +143,34 @@ class Agent:
 
     def op_vm_open_fds(self, req):
         return self.vm(req).open_fds()
+
+    def op_vm_threads(self, req):
+        pid = self.vm(req).proc.pid
+        try:
+            return sorted(int(t) for t in os.listdir(f"/proc/{pid}/task"))
+        except OSError:
+            return []
+
+    def op_tracer_open(self, _req):
+        if self.tracer is None:
+            self.tracer = torture.Tracer()
+        return {"ok": self.tracer.ok, "why": self.tracer.why}
+
+    def op_tracer_start(self, req):
+        tids = req.get("tids")
+        if (self.tracer is None or not isinstance(tids, list)
+                or not all(isinstance(t, int) for t in tids)):
+            raise AgentError("tracer.start: needs tracer.open and tids, "
+                             f"a list of thread ids, got {tids!r}")
+        self.tracer.start(tids)
+
+    def op_tracer_analyse(self, _req):
+        if self.tracer is None:
+            raise AgentError("tracer.analyse: no tracer.open")
+        res = self.tracer.analyse()
+        return {"res": res, "events": self.tracer.in_flight_events,
+                "tail": "\n".join(self.tracer.last_text
+                                  .splitlines()[-60:])}
 
     def op_vm_serial_write(self, req):
         self.vm(req).serial_write(str(req.get("data", "")).encode("latin-1"))
@@ -200,8 +246,11 @@ def main():
             log(f"serving {peer[0]}:{peer[1]}")
             with conn:
                 stop = serve(conn, agent)
-            log("shutdown requested" if stop else "peer disconnected")
-            return 0
+            if stop:
+                log("shutdown requested")
+                return 0
+            log("peer disconnected; its VMs are closed")
+            agent.reset()
     finally:
         agent.close()
         srv.close()

@@ -72,7 +72,8 @@ class AgentClient:
             raise nkvm.NkvmError(f"agent {self.host}: {reply['error']}")
         return reply.get("return")
 
-    def close(self, shutdown=True):
+    def close(self, shutdown=False):
+        """Disconnect; with shutdown, the agent ends and B powers off."""
         if shutdown:
             try:
                 self.call("shutdown", timeout=30)

@@ -8,6 +8,10 @@
 #
 #   tests/lab/test_lab.sh [KERNEL...]     default: 6.1 6.12
 #
+# Then two hosts (scripts/lab pair, host A on 6.1 and B on 6.12, or
+# LAB_PAIR=A,B; LAB_PAIR=none skips it): the torture migrated between
+# them (tests/lab/in-pair.sh).
+#
 # Prints TAP ("ok N - lab 6.1: ...", "# nrips=..." diagnostics) and exits 1
 # if any check failed.  LAB_SMP and LAB_TIMEOUT tune the L1 VM.
 #
@@ -66,12 +70,38 @@ lab_kernel() {
             echo "# $k | $line"
         fi
     done < "$out"
-    # in-l1.sh has 8 checks (2 torture), test_accel.py 8, test_smoke.py 10 per
+    # in-l1.sh has 9 checks (3 torture), test_accel.py 8, test_smoke.py 10 per
     # accelerator, test_mirror.py 12, test_compat.py 4,
     # test_event_migration.py 8 and test_states.py 20: fewer means
     # something crashed.
-    if [ "$seen" -lt 80 ]; then
-        tap "not ok" "lab $k: all 80 checks reported (got $seen, status $rc)"
+    if [ "$seen" -lt 81 ]; then
+        tap "not ok" "lab $k: all 81 checks reported (got $seen, status $rc)"
+    fi
+    rm -f "$out" "$out.err"
+}
+
+# lab_pair A,B: one pair boot running in-pair.sh on host A.
+lab_pair() {
+    local kernels=$1 out rc start elapsed line seen=0
+    out=$(mktemp)
+    start=$(date +%s)
+    "$top/scripts/lab" pair --kernels "$kernels" --smp "$smp" \
+        --timeout "$timeout" -- bash tests/lab/in-pair.sh > "$out" 2> "$out.err"
+    rc=$?
+    elapsed=$(( $(date +%s) - start ))
+    sed 's/^/# /' "$out.err"
+    while IFS= read -r line; do
+        if [[ $line =~ ^(not\ ok|ok)\ -\ (.*)$ ]]; then
+            seen=$((seen + 1))
+            tap "${BASH_REMATCH[1]}" "lab pair $kernels: ${BASH_REMATCH[2]}"
+        elif [[ $line == "# "* ]]; then
+            echo "# pair $kernels: ${line#\# }"
+        else
+            echo "# pair $kernels | $line"
+        fi
+    done < "$out"
+    if [ "$seen" -lt 2 ]; then
+        tap "not ok" "lab pair $kernels: both checks reported (got $seen, status $rc after $elapsed s)"
     fi
     rm -f "$out" "$out.err"
 }
@@ -82,6 +112,7 @@ main() {
     for k in "${kernels[@]}"; do
         lab_kernel "$k"
     done
+    [ "${LAB_PAIR:-6.1,6.12}" = none ] || lab_pair "${LAB_PAIR:-6.1,6.12}"
     echo "1..$number"
     [ "$failures" -eq 0 ]
 }

@@ -23,8 +23,8 @@ and count what got lost.  Meant for the lab (docs/lab.rst), where
    no kvm_entry after it ("vmrun").
    With --pair (on host A of "scripts/lab pair"), every migration goes
    to the other host over the pair's link: A to B, B to A, and so on,
-   through B's lab-agent.py.  Only the migrations whose source is on A
-   are traced (the tracer reads A's tracefs).
+   through B's lab-agent.py; a migration from B is traced by B's agent,
+   on B's KVM.
 2. Control run: the same guest for as long (or --control-seconds), no
    migration.  It proves that the KVM below delivers correctly.
 
@@ -60,6 +60,8 @@ RESULT_RE = r"torture-result (\{.*\})"
 BAD_KEYS = ("lost", "duplicated", "wrong_vector", "wrong_rip",
             "wrong_error_code", "wrong_cr2", "bad_exitintinfo",
             "unexpected_exit", "l1_nmi_corrupt")
+# The report's totals: BAD_KEYS (also per type) and NMIs L1 never sent.
+RESULT_BAD_KEYS = BAD_KEYS + ("l1_nmi_extra",)
 TRACE_EVENTS = ("kvm_entry", "kvm_exit", "kvm_nested_vmexit",
                 "kvm_nested_vmexit_inject", "kvm_nested_vmenter",
                 "kvm_nested_vmrun", "kvm_inj_virq", "kvm_inj_exception",
@@ -116,6 +118,9 @@ class RemoteTortureVM(remote.RemoteVM):
 
     def send(self, data):
         self.serial_write(data)
+
+    def threads(self):
+        return self.agent.call("vm.threads", name=self.name)
 
 
 # ---- tracefs ---------------------------------------------------------
@@ -344,6 +349,38 @@ class Tracer:
 # ---- runs ------------------------------------------------------------
 
 
+class RemoteTracer:
+    """The Tracer of host B of a pair, run by its agent: a migration whose
+    source is on B is judged by B's KVM tracepoints."""
+
+    def __init__(self, agent):
+        self.agent = agent
+        reply = agent.call("tracer.open")
+        self._ok = reply["ok"]
+        self.why = reply["why"]
+        self.in_flight_events = []
+        self.last_text = ""
+
+    @property
+    def ok(self):
+        return self._ok
+
+    def start(self, tids):
+        if self.ok:
+            self.agent.call("tracer.start", tids=tids)
+
+    def analyse(self):
+        if not self.ok:
+            return None
+        reply = self.agent.call("tracer.analyse")
+        self.in_flight_events = [tuple(e) for e in reply["events"]]
+        self.last_text = reply["tail"]
+        return tuple(reply["res"]) if reply["res"] else None
+
+    def close(self):
+        """The agent closes its Tracer when it ends."""
+
+
 def event_kind(eii):
     """Name an EXITINTINFO the way the guest names its event types."""
     kind, vec = (eii >> 8) & 7, eii & 0xff
@@ -358,9 +395,11 @@ def cpu_for(accel):
     return "EPYC,+svm" if accel == "tcg" else "host"
 
 
-def new_vm(lab, n, args, incoming=None, agent=None):
-    """VM number n, on this host, or with agent on the pair's other."""
-    scenario = "torture" + (f" seed={args.seed}" if args.seed else "")
+def new_vm(lab, n, args, incoming=None, agent=None, drop=0):
+    """VM number n, on this host, or with agent on the pair's other;
+    drop: the guest's negative control, round DROP injects nothing."""
+    scenario = "torture" + (f" seed={args.seed}" if args.seed else "") + \
+        (f" drop={drop}" if drop else "")
     accel = args.accel
     if args.unknown_verdicts:
         accel += f",x-unknown-verdicts={args.unknown_verdicts}"
@@ -431,6 +470,7 @@ def wait_started(vm, timeout):
 def migration_run(args, tracer):
     stats = {"migrations": 0, "migrations_failed": 0, "stops_in_flight": 0,
              "migrations_a_to_b": 0, "migrations_b_to_a": 0,
+             "failures": [],
              "stops_traced": 0, "windows_seen": 0,
              "stops_in_flight_requeued": 0, "stops_in_flight_vmrun": 0,
              "stops_in_flight_by_type": {}, "induced_failures": 0,
@@ -466,7 +506,7 @@ def migration_loop(args, tracer, stats, start, lab):
         return None if is_remote(vm) else args.agent
 
     n = 0
-    src = new_vm(lab, n, args)
+    src = new_vm(lab, n, args, drop=args.drop)
     wait_started(src, args.timeout)
     n += 1
     dst = new_vm(lab, n, args, incoming="defer", agent=other_host(src))
@@ -478,9 +518,8 @@ def migration_loop(args, tracer, stats, start, lab):
             induced_failure(lab, src, n, args, stats)
         src.qmp("migrate-set-parameters", **{"max-bandwidth":
                                              10 << 30})
-        traced = not is_remote(src)
-        if traced:
-            tracer.start(src.threads())
+        src_tracer = args.tracer_b if is_remote(src) else tracer
+        src_tracer.start(src.threads())
         idle = nkvm.open_fds(src)
         try:
             info = nkvm.migrate(src, dst, timeout=args.timeout)
@@ -492,12 +531,17 @@ def migration_loop(args, tracer, stats, start, lab):
             stats["migrations_failed"] += 1
             err = [ln for ln in dst.stderr_log().splitlines()
                    if ln.strip() and "warning:" not in ln][-3:]
-            log(f"migration failed ({info.get('status')}): "
-                + " | ".join(err))
+            reason = " | ".join([info.get("error-desc", "")] + err).strip(
+                " |") or "no reason given"
+            log(f"migration failed ({info.get('status')}): {reason}")
             dst.close()
+            refused = FORCED_UNKNOWN in src.stderr_log()
+            stats["failures"].append({"status": info.get("status"),
+                                      "reason": reason,
+                                      "strict_refusal": refused})
             # A refusal at the source (strict mode) must leave it as a
             # broken migration does: running, idle.
-            if FORCED_UNKNOWN in src.stderr_log():
+            if refused:
                 why = nkvm.source_idle(src, idle, args.accel == "nested-kvm")
                 stats["strict_refusals"] += 1
                 if why:
@@ -512,36 +556,37 @@ def migration_loop(args, tracer, stats, start, lab):
                          agent=other_host(src))
             continue
         i += 1
-        res = tracer.analyse() if traced else None
+        res = src_tracer.analyse()
         stats["migrations"] = i
         if args.agent is not None:
             stats["migrations_b_to_a" if is_remote(src)
                   else "migrations_a_to_b"] += 1
-        if args.keep_dir and tracer.ok:
-            tail = tracer.last_text.splitlines()[-60:]
+        if args.keep_dir and src_tracer.ok:
+            tail = src_tracer.last_text.splitlines()[-60:]
             Path(args.keep_dir, f"trace-{args.accel}-{i:04d}.txt") \
                 .write_text("\n".join(tail) + "\n")
         note = ""
         if res is not None:
             in_flight, seen, windows = res
             stats["stops_in_flight"] += min(in_flight, 1)
-            for how, eii in tracer.in_flight_events:
+            for how, eii in src_tracer.in_flight_events:
                 stats[f"stops_in_flight_{how}"] += 1
                 kind = event_kind(eii)
                 by_type = stats["stops_in_flight_by_type"]
                 by_type[kind] = by_type.get(kind, 0) + 1
             stats["stops_traced"] += 1 if seen else 0
             stats["windows_seen"] += windows
-            note = (f" in_flight="
-                    f"{tracer.in_flight_events[0][0] if in_flight else 'no'}"
-                    f" windows={windows}")
+            how = src_tracer.in_flight_events[0][0] if in_flight else "no"
+            note = f" in_flight={how} windows={windows}"
         src.qmp("quit")
         src.wait_exit(args.timeout, fatal=False)
         src.close()
         src, dst = dst, None
+        elapsed = time.monotonic() - start
         log(f"migration {i}/{args.migrations}{note} "
             f"stops_in_flight={stats['stops_in_flight']} "
-            f"elapsed={time.monotonic() - start:.0f}s")
+            f"elapsed={elapsed:.0f}s rate={60 * i / elapsed:.1f}/min "
+            f"left={elapsed * (args.migrations - i) / i:.0f}s")
         if i < args.migrations:
             n += 1
             dst = new_vm(lab, n, args, incoming="defer",
@@ -563,9 +608,28 @@ def control_run(args, seconds):
 
 
 def bad_total(result):
-    if result is None:
+    """The report's bad counts summed; None without a report or with a
+    count missing from it (a missing count is not a zero)."""
+    if result is None or any(k not in result for k in RESULT_BAD_KEYS):
         return None
-    return sum(result.get(k, 0) for k in BAD_KEYS)
+    return sum(result[k] for k in RESULT_BAD_KEYS)
+
+
+def report_problems(result, status, name):
+    """Why a guest's report does not show a clean run: [] if it does."""
+    if result is None:
+        return [f"{name}: no torture-result line"]
+    missing = [k for k in RESULT_BAD_KEYS + ("bad", "rounds", "injected")
+               if k not in result]
+    if missing:
+        return [f"{name}: the report lacks {', '.join(missing)}"]
+    why = [f"{name}: {k}={result[k]}" for k in RESULT_BAD_KEYS if result[k]]
+    if bad_total(result) != result["bad"]:
+        why.append(f"{name}: the guest's bad={result['bad']}, its counts "
+                   f"sum to {bad_total(result)}")
+    if status != nkvm.EXIT_PASS:
+        why.append(f"{name}: {nkvm.exit_status_name(status)}")
+    return why
 
 
 def main():
@@ -611,6 +675,13 @@ def main():
                          "output is in the kept stderr logs")
     ap.add_argument("--debug-trace", type=int, default=0,
                     help="show the trace of the first N migrations")
+    ap.add_argument("--min-in-flight", type=int, default=None,
+                    help="fail with fewer stops in flight (default: 1 "
+                         "with --expect-clean and tracing, else 0)")
+    ap.add_argument("--drop", type=int, default=0,
+                    help="negative control: the guest skips round N's "
+                         "injection in the migration run; the run passes "
+                         "only if that is reported lost")
     ap.add_argument("--pair", action="store_true",
                     help="on host A of scripts/lab pair: migrate between "
                          "the two hosts")
@@ -627,6 +698,7 @@ def main():
         args.own_addr = env[0]
         args.agent = remote.AgentClient(env[1], env[2], progress=log)
         args.kernel_b = args.agent.call("ping")["kernel"]
+        args.tracer_b = RemoteTracer(args.agent)
         log(f"pair: A {env[0]} ({os.uname().release}), "
             f"B {env[1]} ({args.kernel_b})")
     if args.keep_dir is None and os.environ.get("LAB_OUT"):
@@ -643,6 +715,10 @@ def main():
     if tracer is None:
         tracer = Tracer.__new__(Tracer)
         tracer.formats, tracer.inst, tracer.why = {}, None, "accel tcg"
+    if args.pair and not (tracer.ok and args.tracer_b.ok):
+        # one host untraced: no in-flight figures at all
+        tracer.formats = {}
+        tracer.why = tracer.why or f"host B: {args.tracer_b.why}"
     try:
         stats, result, status = migration_run(args, tracer)
         ctl_seconds = (stats["seconds"] if args.control_seconds is None
@@ -661,6 +737,7 @@ def main():
         "kernel": kernel,
         "migrations": stats["migrations"],
         "migrations_failed": stats["migrations_failed"],
+        "failures": stats["failures"],
         **({"kernel_b": args.kernel_b,
             "migrations_a_to_b": stats["migrations_a_to_b"],
             "migrations_b_to_a": stats["migrations_b_to_a"]}
@@ -683,7 +760,8 @@ def main():
     }
     for k in ("lost", "duplicated", "wrong_rip", "wrong_error_code",
               "l1_nmi_corrupt", "wrong_vector", "bad_exitintinfo",
-              "unexpected_exit", "wrong_cr2", "l1_nmi_checks", "rounds"):
+              "unexpected_exit", "wrong_cr2", "l1_nmi_checks",
+              "l1_nmi_extra", "bad", "rounds"):
         out[k] = result.get(k) if result else None
     out["seconds"] = stats["seconds"]
     out["guest_status"] = nkvm.exit_status_name(status)
@@ -704,7 +782,9 @@ def main():
 
     ok = result is not None
     if ctl_seconds > 0:
-        ok = ok and ctl is not None and bad_total(ctl) == 0
+        for why in report_problems(ctl, ctl_status, "control run"):
+            log(why)
+            ok = False
     if stats["induced_failures_bad"] or \
             stats["induced_failures"] != args.fail_every * args.migrations:
         log(f"{stats['induced_failures_bad']} of "
@@ -716,11 +796,34 @@ def main():
         log(f"{stats['strict_refusals_bad']} of {stats['strict_refusals']} "
             "strict refusals left the source not running or not idle")
         ok = False
+    if args.drop:
+        # the negative control: the dropped round must show as lost
+        lost = result.get("lost") if result else None
+        log(f"negative control drop={args.drop}: lost={lost} "
+            + ("caught" if lost else "NOT caught"))
+        return 0 if ok and lost else 1
     if expect_clean:
-        ok = ok and bad_total(result) == 0
+        for why in report_problems(result, status, "migration run"):
+            log(why)
+            ok = False
+        unexpected = [f for f in stats["failures"]
+                      if not (args.unknown_verdicts and f["strict_refusal"])]
+        for f in unexpected:
+            log(f"a migration failed that was not an expected refusal: "
+                f"{f['status']}: {f['reason']}")
+            ok = False
         if tracer.ok and not stats["windows_seen"]:
             log("the in-flight window was never seen in the trace")
             ok = False
+        min_in_flight = (1 if tracer.ok else 0) \
+            if args.min_in_flight is None else args.min_in_flight
+        if (stats["stops_in_flight"] if tracer.ok else 0) < min_in_flight:
+            log(f"{stats['stops_in_flight']} stops in flight, fewer than "
+                f"{min_in_flight}: the run proves nothing about them")
+            ok = False
+    elif result is not None and bad_total(result) is None:
+        log("migration run: the report lacks a count")
+        ok = False
     return 0 if ok else 1
 
 

@@ -1,0 +1,42 @@
+#!/bin/bash
+# Runs on host A of a lab pair (scripts/lab pair -- bash tests/lab/in-pair.sh):
+# the torture migrated between the two hosts, each way in turn, under
+# nested-kvm (nothing may be lost, at least one stop in flight) and under
+# kvm (upstream's figure from the same harness, reported).  Prints TAP
+# lines without numbers and "# " diagnostics, like in-l1.sh;
+# tests/lab/test_lab.sh numbers them and names the pair.
+#
+# SPDX-License-Identifier: GPL-2.0-or-later
+set -uo pipefail
+
+top=$(cd "$(dirname "$0")/../.." && pwd)
+# 20 each way: a stop in flight comes about once in three migrations.
+migrations=${NKVM_PAIR_MIGRATIONS:-40}
+
+check() {
+    local name=$1
+    shift
+    if "$@"; then echo "ok - $name"; else echo "not ok - $name"; fi
+}
+
+echo "# host A: kernel $(uname -r), $LAB_ADDR; host B: $LAB_PEER"
+
+torture() {
+    local accel=$1 out rc err=${TMPDIR:-/tmp}/pair-torture-$1.err
+    shift
+    out=$(timeout 900 /usr/bin/python3 "$top/tests/lab/torture.py" \
+        --pair --accel "$accel" --migrations "$migrations" \
+        --max-gap 0.5 --control-seconds 20 "$@" 2>"$err")
+    rc=$?
+    grep '^{' <<<"$out" | sed "s/^/# pair torture $accel: /"
+    grep -E 'pair:|migration failed|negative control' "$err" |
+        head -20 | sed 's/^/# /'
+    [ "$rc" -eq 0 ] || tail -5 "$err" | sed 's/^/# /'
+    rm -f "$err"
+    return $rc
+}
+
+check "pair torture: nested-kvm, $migrations migrations between the hosts, nothing lost, duplicated or misdirected, a stop in flight" \
+    torture nested-kvm --expect-clean
+check "pair torture: kvm, $migrations migrations between the hosts measured, control run clean" \
+    torture kvm --report-only
