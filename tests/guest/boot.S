@@ -42,6 +42,7 @@ gdt_desc:
 
     .bss
     .balign PAGE_SIZE
+    .globl boot_pml4                    /* smp.S starts the APs on it */
 boot_pml4:
     .skip PAGE_SIZE
 boot_pdpt:

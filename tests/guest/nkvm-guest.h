@@ -54,6 +54,14 @@
 #define PATTERN_BASE            0x01000000
 #define PATTERN_SIZE            0x00800000
 
+/*
+ * Application processors (smp.S, smp.c): the page their real-mode
+ * start-up code is copied to (a start-up IPI names a page below 1 MiB),
+ * and how many CPUs a scenario may use.
+ */
+#define SMP_TRAMPOLINE          0x8000
+#define SMP_MAX_CPUS            8
+
 #ifndef __ASSEMBLER__
 
 #include <stdarg.h>
@@ -223,6 +231,24 @@ uint64_t scenario_torture(const char *cmdline);
  * returns; returns false if word names none of them.
  */
 bool scenario_bench(const char *word, size_t len);
+
+/*
+ * smp.c: x2apic_enable() switches this CPU's local APIC to x2APIC mode
+ * and software-enables it (false if CPUID has no x2APIC);
+ * x2apic_id() reads its ID.  smp_start(n, fn) starts CPUs 1..n-1 (APIC
+ * IDs 1..n-1, QEMU's default numbering), one after the other, each in
+ * x2APIC mode running fn(index) on its own stack, and returns how many
+ * started within a second each.  The BSP must be in x2APIC mode.
+ */
+bool x2apic_enable(void);
+uint32_t x2apic_id(void);
+unsigned smp_start(unsigned n, void (*fn)(unsigned index));
+
+/* smp.S: the AP start-up code smp.c copies, and its entry into C */
+extern char smp_trampoline[], smp_trampoline_end[], smp_tramp_gdt_desc[];
+void smp_ap_main(void);
+/* boot.S: the GDT's pseudo-descriptor (limit, 64-bit base) */
+extern char gdt_desc[];
 
 /* main.c */
 void isr_dispatch(IsrFrame *f);

@@ -34,8 +34,10 @@
  *    from L1, its nmi_l1_to_l2, and then treats it as its own).
  *
  * Every event is expected exactly once with the right vector, error
- * code and return RIP.  The scenario runs until "rounds=N" (command
- * line) rounds are done, or until it reads 'q' on COM1, prints a
+ * code and return RIP.  With "cpus=N" (command line, up to TORTURE_CPUS)
+ * every vCPU is such a hypervisor with its own L2, window, pool, VMCB
+ * and counts; the BSP sums them.  The scenario runs until the BSP has
+ * done "rounds=N" rounds, or until it reads 'q' on COM1, prints a
  * progress line about once a second, and ends with one line
  * "torture-result {json}".  See docs/test-guest.rst.
  *
@@ -48,8 +50,13 @@
 /*
  * L2 guest-physical window mapped with 4 KiB nested pages, and the pool
  * of L1 pages behind it (NWIN * POOL_PAGES pages, 1.5 MiB).  Both lie
- * above the image and far below the 32 MiB the harness gives the VM.
+ * above the image; vCPU i's are CPU_SLAB * i above vCPU 0's, so four
+ * vCPUs stay below the 32 MiB the harness gives the VM.
  */
+#define TORTURE_CPUS            4
+#define T_STR_(x)               #x
+#define T_STR(x)                T_STR_(x)
+#define CPU_SLAB                0x00400000ull
 #define WINDOW_BASE             0x00800000ull
 #define WIN_IDT                 0
 #define WIN_GDT                 1
@@ -60,21 +67,17 @@
 #define NWIN                    6
 #define POOL_BASE               0x00a00000ull
 #define POOL_PAGES              64      /* per window page */
-#define WIN_GPA(w)              (WINDOW_BASE + (uint64_t)(w) * PAGE_SIZE)
-#define POOL_PA(w, i) \
-    (POOL_BASE + ((uint64_t)(w) * POOL_PAGES + (i)) * PAGE_SIZE)
+#define WIN_GPA(c, w) \
+    (WINDOW_BASE + (c)->index * CPU_SLAB + (uint64_t)(w) * PAGE_SIZE)
+#define POOL_PA(c, w, i) \
+    (POOL_BASE + (c)->index * CPU_SLAB + \
+     ((uint64_t)(w) * POOL_PAGES + (i)) * PAGE_SIZE)
 
 /* Nested page table entries: user bit required (APM vol. 2, 15.25.5) */
 #define NPT_RWX                 (PTE_P | PTE_W | 0x004)
 #define PTE_PWT                 0x008
 #define PTE_PCD                 0x010
 
-#define MSR_APIC_BASE           0x1b
-#define APIC_BASE_EXTD          (1u << 10)
-#define APIC_ID                 0x020
-#define APIC_SVR                0x0f0
-#define APIC_ICR_LO             0x300
-#define APIC_ICR_HI             0x310
 #define MSR_X2APIC_ICR          0x830
 #define ICR_NMI_ASSERT          0x4400  /* delivery mode NMI, level assert */
 
@@ -125,37 +128,78 @@ typedef struct Stats {
     uint64_t l1_npf;            /* rounds with a nested #PF L1 handled */
 } Stats;
 
-static uint8_t vmcb[PAGE_SIZE] __attribute__((aligned(PAGE_SIZE)));
-static uint8_t hsave[PAGE_SIZE] __attribute__((aligned(PAGE_SIZE)));
+/*
+ * What L2's handler records, found through the word at the bottom of
+ * L2's stack page.  The first entry of a round fills in the fields;
+ * every entry counts.  Offsets are used by the assembly below.
+ */
+typedef struct L2Record {
+    uint64_t entries;           /* 0 */
+    uint64_t vec;               /* 8 */
+    uint64_t err;               /* 16 */
+    uint64_t rip;               /* 24 */
+    uint64_t cs;                /* 32 */
+    uint64_t cr2;               /* 40 */
+    uint64_t frame;             /* 48 */
+    uint64_t use_iret;          /* 56: read by L2 */
+} L2Record;
+
+_Static_assert(__builtin_offsetof(L2Record, use_iret) == 56,
+               "t_l2_common's offsets");
+
+/* One vCPU's test hypervisor */
+typedef struct TortureCpu {
+    /* page-aligned, so every page below is (and the struct's size) */
+    uint8_t vmcb[PAGE_SIZE] __attribute__((aligned(PAGE_SIZE)));
+    uint8_t hsave[PAGE_SIZE];
+    uint64_t npt_pt[512];       /* its window's nested page table */
+    uint64_t l2_pml4_image[512];
+    uint64_t l2_pdpt_image[512];
+    uint64_t l2_pd_image[512];
+    volatile L2Record rec;      /* written by L2 behind C's back */
+    Stats stats[EV_TYPES];
+    uint64_t rounds, l1_nmi_checks, l1_nmi_corrupt, l1_nmi_lost;
+    uint64_t l1_nmi_extra, nmi_vector_ignored;
+    uint64_t prng_state;
+    unsigned pool_idx[NWIN];
+    unsigned index;             /* also its x2APIC ID */
+    volatile bool done;         /* an AP stopped */
+} TortureCpu;
+
+static TortureCpu cpus[TORTURE_CPUS];
+static unsigned ncpus = 1;
+static volatile bool stop_aps;         /* read by the APs */
+static volatile uint32_t print_lock;   /* taken by every vCPU */
 static uint64_t npt_pml4[512] __attribute__((aligned(PAGE_SIZE)));
 static uint64_t npt_pdpt[512] __attribute__((aligned(PAGE_SIZE)));
 static uint64_t npt_pd[512] __attribute__((aligned(PAGE_SIZE)));
-static uint64_t npt_pt[512] __attribute__((aligned(PAGE_SIZE)));
-static uint64_t apic_pd[512] __attribute__((aligned(PAGE_SIZE)));
 static IdtGate l2_idt_image[256] __attribute__((aligned(PAGE_SIZE)));
 static IdtGate l1_idt[256] __attribute__((aligned(PAGE_SIZE)));
 static uint8_t l2_gdt_image[64];
-static uint64_t l2_pml4_image[512] __attribute__((aligned(PAGE_SIZE)));
-static uint64_t l2_pdpt_image[512] __attribute__((aligned(PAGE_SIZE)));
-static uint64_t l2_pd_image[512] __attribute__((aligned(PAGE_SIZE)));
-
-static Stats stats[EV_TYPES];
-static uint64_t rounds, l1_nmi_checks, l1_nmi_corrupt, l1_nmi_lost;
-static uint64_t l1_nmi_extra, diag_lines, nmi_vector_ignored;
-static unsigned pool_idx[NWIN];
-static uint64_t prng_state;
+static uint64_t diag_lines;
 static uint16_t l2_gdt_limit;
 static uint64_t drop_round = ~0ull;    /* "drop=N": lose round N on purpose */
-static bool nrips, x2apic;
-static volatile uint32_t *apic;     /* xAPIC registers, MMIO */
+static bool nrips;
 
-static uint64_t prng(void)
+static void lock_print(void)
+{
+    while (__atomic_exchange_n(&print_lock, 1, __ATOMIC_ACQUIRE)) {
+        asm volatile("pause");
+    }
+}
+
+static void unlock_print(void)
+{
+    __atomic_store_n(&print_lock, 0, __ATOMIC_RELEASE);
+}
+
+static uint64_t prng(TortureCpu *c)
 {
     /* xorshift64*: enough to vary the rounds, no quality needed */
-    prng_state ^= prng_state >> 12;
-    prng_state ^= prng_state << 25;
-    prng_state ^= prng_state >> 27;
-    return prng_state * 0x2545f4914f6cdd1dull;
+    c->prng_state ^= c->prng_state >> 12;
+    c->prng_state ^= c->prng_state << 25;
+    c->prng_state ^= c->prng_state >> 27;
+    return c->prng_state * 0x2545f4914f6cdd1dull;
 }
 
 static uint64_t cmdline_number(const char *cmdline, const char *key,
@@ -207,50 +251,12 @@ static void l1_idt_install(void)
 }
 
 /*
- * Map the local APIC (xAPIC MMIO; boot.S maps only the first GiB) with
- * a 2 MiB uncached page, or use x2APIC MSRs if the firmware chose that.
+ * A physical destination (its own x2APIC ID) rather than the "self"
+ * shorthand, which the SDM allows only with fixed delivery.
  */
-static bool apic_init(void)
+static void apic_self_nmi(TortureCpu *c)
 {
-    uint64_t base = svm_rdmsr(MSR_APIC_BASE);
-    uint64_t pa = base & 0x000ffffffffff000ull;
-    uint64_t cr3, *pml4, *pdpt;
-
-    if (base & APIC_BASE_EXTD) {
-        x2apic = true;
-        return true;
-    }
-    if (pa < (3ull << 30) || pa >= (4ull << 30)) {
-        kprintf("# torture: local APIC at 0x%lx, not in 3-4 GiB\n", pa);
-        return false;
-    }
-    asm volatile("mov %%cr3, %0" : "=r"(cr3));
-    pml4 = (uint64_t *)(cr3 & 0x000ffffffffff000ull);
-    pdpt = (uint64_t *)(pml4[0] & 0x000ffffffffff000ull);
-    apic_pd[(pa >> 21) & 511] = (pa & ~0x1fffffull) | PTE_P | PTE_W |
-                                PTE_PS | PTE_PWT | PTE_PCD;
-    pdpt[3] = (uint64_t)apic_pd | PTE_P | PTE_W;
-    asm volatile("mov %0, %%cr3" : : "r"(cr3) : "memory");
-    apic = (volatile uint32_t *)pa;     /* MMIO registers */
-    /* software-enable the APIC, in case the firmware left it off */
-    apic[APIC_SVR / 4] |= 0x100;
-    return true;
-}
-
-static void apic_self_nmi(void)
-{
-    if (x2apic) {
-        uint64_t id = svm_rdmsr(0x802);
-
-        svm_wrmsr(MSR_X2APIC_ICR, (id << 32) | ICR_NMI_ASSERT);
-        return;
-    }
-    /*
-     * Physical destination = own APIC ID rather than the "self"
-     * shorthand, which the SDM allows only with fixed delivery.
-     */
-    apic[APIC_ICR_HI / 4] = apic[APIC_ID / 4] & 0xff000000u;
-    apic[APIC_ICR_LO / 4] = ICR_NMI_ASSERT;
+    svm_wrmsr(MSR_X2APIC_ICR, ((uint64_t)c->index << 32) | ICR_NMI_ASSERT);
 }
 
 /* Return through IRET to the next instruction: ends any NMI blocking. */
@@ -268,71 +274,87 @@ static void iret_to_self(void)
                  : : : "rax", "memory", "cc");
 }
 
-static bool wait_nmi(uint64_t before)
+static bool wait_nmi(volatile uint64_t *count, /* NMI handler writes */
+                     uint64_t before)
 {
     unsigned i;
 
     for (i = 0; i < NMI_SPIN; i++) {
-        if (t_l1_nmi_count != before) {
+        if (*count != before) {
             return true;
         }
         asm volatile("pause");
     }
-    return t_l1_nmi_count != before;
+    return *count != before;
+}
+
+static bool diag_slot(void)
+{
+    return __atomic_fetch_add(&diag_lines, 1, __ATOMIC_RELAXED) < MAX_DIAG;
 }
 
 /*
  * After an L1->L2 NMI: L1 (GIF=1, in no NMI handler) sends itself an
  * NMI, which must be taken at once.
  */
-static void l1_nmi_check(void)
+static void l1_nmi_check(TortureCpu *c)
 {
-    uint64_t before = t_l1_nmi_count;
+    volatile uint64_t *count = &t_l1_nmi_count[c->index]; /* NMI handler */
+    uint64_t before = *count;
 
-    l1_nmi_checks++;
-    apic_self_nmi();
-    if (wait_nmi(before)) {
-        if (t_l1_nmi_count != before + 1) {
-            l1_nmi_extra++;
+    c->l1_nmi_checks++;
+    apic_self_nmi(c);
+    if (wait_nmi(count, before)) {
+        if (*count != before + 1) {
+            c->l1_nmi_extra++;
         }
         return;
     }
-    l1_nmi_corrupt++;
+    c->l1_nmi_corrupt++;
     iret_to_self();
-    if (!wait_nmi(before)) {
-        l1_nmi_lost++;
+    if (!wait_nmi(count, before)) {
+        c->l1_nmi_lost++;
     }
-    if (diag_lines++ < MAX_DIAG) {
-        kprintf("# torture: round %lu: L1's self-NMI blocked until IRET "
-                "(%s)\n", rounds, t_l1_nmi_count != before ?
+    if (diag_slot()) {
+        lock_print();
+        kprintf("# torture: cpu %u round %lu: L1's self-NMI blocked until "
+                "IRET (%s)\n", c->index, c->rounds, *count != before ?
                 "arrived after IRET" : "never arrived");
+        unlock_print();
     }
 }
 
+/* Nested paging shared by all vCPUs; each has its window's page table */
 static void npt_init(void)
 {
-    unsigned i;
+    unsigned i, n;
 
     npt_pml4[0] = (uint64_t)npt_pdpt | NPT_RWX;
     npt_pdpt[0] = (uint64_t)npt_pd | NPT_RWX;
     for (i = 0; i < 512; i++) {
         npt_pd[i] = ((uint64_t)i << 21) | NPT_RWX | PTE_PS;
-        npt_pt[i] = ((WINDOW_BASE & ~0x1fffffull) + (uint64_t)i * PAGE_SIZE)
-                    | NPT_RWX;
     }
-    npt_pd[WINDOW_BASE >> 21] = (uint64_t)npt_pt | NPT_RWX;
+    for (n = 0; n < ncpus; n++) {
+        TortureCpu *c = &cpus[n];
+        uint64_t base = WIN_GPA(c, 0) & ~0x1fffffull;
+
+        for (i = 0; i < 512; i++) {
+            c->npt_pt[i] = (base + (uint64_t)i * PAGE_SIZE) | NPT_RWX;
+        }
+        npt_pd[base >> 21] = (uint64_t)c->npt_pt | NPT_RWX;
+    }
 }
 
-static void npt_set(unsigned w, uint64_t pa)
+static void npt_set(TortureCpu *c, unsigned w, uint64_t pa)
 {
     /* walked by the CPU, never read back by C */
-    volatile uint64_t *pte = &npt_pt[(WIN_GPA(w) >> 12) & 511];
+    volatile uint64_t *pte = &c->npt_pt[(WIN_GPA(c, w) >> 12) & 511];
 
     *pte = pa ? pa | NPT_RWX : 0;
 }
 
 /* Point each window page at a pool page other than the one it had. */
-static void windows_remap(uint64_t rnd)
+static void windows_remap(TortureCpu *c, uint64_t rnd)
 {
     unsigned w;
 
@@ -340,26 +362,31 @@ static void windows_remap(uint64_t rnd)
         unsigned step = 1 + (unsigned)((rnd >> (8 * w)) % (POOL_PAGES - 1));
         uint64_t pa;
 
-        pool_idx[w] = (pool_idx[w] + step) % POOL_PAGES;
-        pa = POOL_PA(w, pool_idx[w]);
+        c->pool_idx[w] = (c->pool_idx[w] + step) % POOL_PAGES;
+        pa = POOL_PA(c, w, c->pool_idx[w]);
         if (w == WIN_IDT) {
             memcpy((void *)pa, l2_idt_image, PAGE_SIZE);
         } else if (w == WIN_GDT) {
             memcpy((void *)pa, l2_gdt_image, sizeof(l2_gdt_image));
+        } else if (w == WIN_STACK) {
+            /* L2's handler finds its vCPU's record here */
+            *(volatile uint64_t *)pa = (uint64_t)&c->rec;
         } else if (w == WIN_PML4) {
-            memcpy((void *)pa, l2_pml4_image, PAGE_SIZE);
+            memcpy((void *)pa, c->l2_pml4_image, PAGE_SIZE);
         } else if (w == WIN_PDPT) {
-            memcpy((void *)pa, l2_pdpt_image, PAGE_SIZE);
+            memcpy((void *)pa, c->l2_pdpt_image, PAGE_SIZE);
         } else if (w == WIN_PD) {
-            memcpy((void *)pa, l2_pd_image, PAGE_SIZE);
+            memcpy((void *)pa, c->l2_pd_image, PAGE_SIZE);
         }
-        npt_set(w, pa);
+        npt_set(c, w, pa);
     }
 }
 
-static void vmcb_init(void)
+static void vmcb_init(TortureCpu *c)
 {
-    memset(vmcb, 0, sizeof(vmcb));
+    uint8_t *vmcb = c->vmcb;
+
+    memset(vmcb, 0, sizeof(c->vmcb));
     vmcb_w32(vmcb, VMCB_ASID, 1);
     /*
      * NMI and SHUTDOWN keep stray events away from L2's handlers and a
@@ -373,21 +400,26 @@ static void vmcb_init(void)
     vmcb_w64(vmcb, VMCB_N_CR3, (uint64_t)npt_pml4);
 }
 
-static void diag(uint64_t round, const char *kind, const char *what,
+static void diag(TortureCpu *c, const char *kind, const char *what,
                  uint64_t got, uint64_t expected)
 {
-    if (diag_lines++ < MAX_DIAG) {
-        kprintf("# torture: round %lu %s: %s: got 0x%lx expected 0x%lx\n",
-                round, kind, what, got, expected);
+    if (diag_slot()) {
+        lock_print();
+        kprintf("# torture: cpu %u round %lu %s: %s: got 0x%lx "
+                "expected 0x%lx\n", c->index, c->rounds, kind, what, got,
+                expected);
+        unlock_print();
     }
 }
 
-static void run_round(void)
+static void run_round(TortureCpu *c)
 {
-    unsigned k = rounds % EV_TYPES;
+    unsigned k = c->rounds % EV_TYPES;
     const EventKind *kind = &kinds[k];
-    Stats *st = &stats[k];
-    uint64_t rnd = prng();
+    Stats *st = &c->stats[k];
+    volatile L2Record *rec = &c->rec;  /* L2 writes it */
+    uint8_t *vmcb = c->vmcb;
+    uint64_t rnd = prng(c);
     bool use_iret = (rnd & 0x3000000) == 0;
     int unmap = ((rnd >> 26) & 7) == 0 ? (int)((rnd >> 29) % NWIN) : -1;
     uint32_t vec = kind->inj & EVTINJ_VEC_MASK;
@@ -415,28 +447,29 @@ static void run_round(void)
         expect_rip = rip;
     }
 
-    windows_remap(rnd);
+    windows_remap(c, rnd);
     if (unmap >= 0) {
-        npt_set(unmap, 0);
+        npt_set(c, unmap, 0);
     }
 
-    t_l2_entries = 0;
-    t_l2_vec = t_l2_err = t_l2_rip = t_l2_cs = t_l2_cr2 = ~0ull;
-    t_l2_use_iret = use_iret;
+    rec->entries = 0;
+    rec->vec = rec->err = rec->rip = rec->cs = rec->cr2 = ~0ull;
+    rec->use_iret = use_iret;
 
     svm_vmcb_mirror_l1(vmcb);
     vmcb_w32(vmcb, VMCB_GDTR + 4, l2_gdt_limit);
-    vmcb_w64(vmcb, VMCB_GDTR + 8, WIN_GPA(WIN_GDT));
+    vmcb_w64(vmcb, VMCB_GDTR + 8, WIN_GPA(c, WIN_GDT));
     vmcb_w32(vmcb, VMCB_IDTR + 4, PAGE_SIZE - 1);
-    vmcb_w64(vmcb, VMCB_IDTR + 8, WIN_GPA(WIN_IDT));
-    vmcb_w64(vmcb, VMCB_RSP, WIN_GPA(WIN_STACK) + PAGE_SIZE);
-    vmcb_w64(vmcb, VMCB_CR3, WIN_GPA(WIN_PML4));
+    vmcb_w64(vmcb, VMCB_IDTR + 8, WIN_GPA(c, WIN_IDT));
+    vmcb_w64(vmcb, VMCB_RSP, WIN_GPA(c, WIN_STACK) + PAGE_SIZE);
+    vmcb_w64(vmcb, VMCB_CR3, WIN_GPA(c, WIN_PML4));
     vmcb_w64(vmcb, VMCB_RIP, rip);
     vmcb_w64(vmcb, VMCB_CR2, cr2);
     vmcb_w64(vmcb, VMCB_G_PAT, 0x0007040600070406ull);
     vmcb_w64(vmcb, VMCB_NEXT_RIP, next_rip);
     /* drop=N proves that a lost event is noticed: round N injects none */
-    vmcb_w32(vmcb, VMCB_EVENT_INJ, rounds == drop_round ? 0 : event);
+    vmcb_w32(vmcb, VMCB_EVENT_INJ,
+             c->index == 0 && c->rounds == drop_round ? 0 : event);
     vmcb_w32(vmcb, VMCB_EVENT_INJ_ERR, err);
     vmcb_w8(vmcb, VMCB_TLB_CONTROL, 1);
 
@@ -455,10 +488,10 @@ static void run_round(void)
          */
         st->l1_npf++;
         if ((vmcb_r64(vmcb, VMCB_EXIT_INFO_2) & ~0xfffull) !=
-            WIN_GPA(unmap)) {
+            WIN_GPA(c, unmap)) {
             st->unexpected_exit++;
-            diag(rounds, kind->name, "nested #PF address",
-                 vmcb_r64(vmcb, VMCB_EXIT_INFO_2), WIN_GPA(unmap));
+            diag(c, kind->name, "nested #PF address",
+                 vmcb_r64(vmcb, VMCB_EXIT_INFO_2), WIN_GPA(c, unmap));
         }
         if (k == EV_NMI && (eii & ~EVTINJ_VEC_MASK) ==
             (event & ~EVTINJ_VEC_MASK) && eii != event) {
@@ -466,16 +499,16 @@ static void run_round(void)
              * The vector of an NMI is ignored (APM vol. 2, 15.20), and
              * KVM re-injects NMIs with vector 0; count it, it is legal.
              */
-            nmi_vector_ignored++;
+            c->nmi_vector_ignored++;
             eii = event;
         }
         if (eii != event || (eii & EVTINJ_EV && eie != err)) {
             st->bad_exitintinfo++;
-            diag(rounds, kind->name, "EXITINTINFO on the nested #PF",
+            diag(c, kind->name, "EXITINTINFO on the nested #PF",
                  ((uint64_t)eie << 32) | eii, ((uint64_t)err << 32) | event);
         }
         /* map it and re-inject what was in flight, as a hypervisor must */
-        npt_set(unmap, POOL_PA(unmap, pool_idx[unmap]));
+        npt_set(c, unmap, POOL_PA(c, unmap, c->pool_idx[unmap]));
         vmcb_w8(vmcb, VMCB_TLB_CONTROL, 1);
         vmcb_w32(vmcb, VMCB_EVENT_INJ, eii);
         vmcb_w32(vmcb, VMCB_EVENT_INJ_ERR, eie);
@@ -485,70 +518,88 @@ static void run_round(void)
 
     if (code != EXIT_VMMCALL) {
         st->unexpected_exit++;
-        diag(rounds, kind->name, "exit code (RIP in the next line)", code,
+        diag(c, kind->name, "exit code (RIP in the next line)", code,
              EXIT_VMMCALL);
-        diag(rounds, kind->name, "exit RIP, EXITINTINFO", exit_rip, eii);
+        diag(c, kind->name, "exit RIP, EXITINTINFO", exit_rip, eii);
     } else if (eii & EVTINJ_VALID) {
         /* an intercepted VMMCALL interrupts no delivery */
         st->bad_exitintinfo++;
-        diag(rounds, kind->name, "EXITINTINFO on VMMCALL", eii, 0);
+        diag(c, kind->name, "EXITINTINFO on VMMCALL", eii, 0);
     }
 
-    if (t_l2_entries == 0) {
+    if (rec->entries == 0) {
         st->lost++;
-        diag(rounds, kind->name, "lost: handler entries, exit RIP",
+        diag(c, kind->name, "lost: handler entries, exit RIP",
              exit_rip, expect_rip);
     } else {
-        if (t_l2_entries > 1) {
+        if (rec->entries > 1) {
             st->duplicated++;
-            diag(rounds, kind->name, "handler entries", t_l2_entries, 1);
+            diag(c, kind->name, "handler entries", rec->entries, 1);
         }
-        if (t_l2_vec != vec) {
+        if (rec->vec != vec) {
             st->wrong_vector++;
-            diag(rounds, kind->name, "vector", t_l2_vec, vec);
+            diag(c, kind->name, "vector", rec->vec, vec);
         } else {
             st->delivered++;
-            if (t_l2_rip != expect_rip) {
+            if (rec->rip != expect_rip) {
                 st->wrong_rip++;
-                diag(rounds, kind->name, "pushed RIP", t_l2_rip, expect_rip);
+                diag(c, kind->name, "pushed RIP", rec->rip, expect_rip);
             }
             if ((kind->inj & EVTINJ_EV) &&
-                (t_l2_err & 0xffffffffull) != err) {
+                (rec->err & 0xffffffffull) != err) {
                 st->wrong_error_code++;
-                diag(rounds, kind->name, "error code", t_l2_err, err);
+                diag(c, kind->name, "error code", rec->err, err);
             }
-            if (k == EV_PF && t_l2_cr2 != cr2) {
+            if (k == EV_PF && rec->cr2 != cr2) {
                 st->wrong_cr2++;
-                diag(rounds, kind->name, "CR2", t_l2_cr2, cr2);
+                diag(c, kind->name, "CR2", rec->cr2, cr2);
             }
         }
     }
 
     if (k == EV_NMI) {
-        l1_nmi_check();
+        l1_nmi_check(c);
     }
-    rounds++;
+    c->rounds++;
 }
 
-static void totals(Stats *t)
+/* Every vCPU's counts summed, all types (k < 0) or type k */
+static void totals(Stats *t, int k)
 {
-    unsigned k;
+    unsigned n, i;
 
     memset(t, 0, sizeof(*t));
-    for (k = 0; k < EV_TYPES; k++) {
-        t->injected += stats[k].injected;
-        t->delivered += stats[k].delivered;
-        t->lost += stats[k].lost;
-        t->duplicated += stats[k].duplicated;
-        t->wrong_vector += stats[k].wrong_vector;
-        t->wrong_rip += stats[k].wrong_rip;
-        t->wrong_error_code += stats[k].wrong_error_code;
-        t->wrong_cr2 += stats[k].wrong_cr2;
-        t->bad_exitintinfo += stats[k].bad_exitintinfo;
-        t->unexpected_exit += stats[k].unexpected_exit;
-        t->l1_npf += stats[k].l1_npf;
+    for (n = 0; n < ncpus; n++) {
+        for (i = 0; i < EV_TYPES; i++) {
+            const Stats *s = &cpus[n].stats[i];
+
+            if (k >= 0 && (unsigned)k != i) {
+                continue;
+            }
+            t->injected += s->injected;
+            t->delivered += s->delivered;
+            t->lost += s->lost;
+            t->duplicated += s->duplicated;
+            t->wrong_vector += s->wrong_vector;
+            t->wrong_rip += s->wrong_rip;
+            t->wrong_error_code += s->wrong_error_code;
+            t->wrong_cr2 += s->wrong_cr2;
+            t->bad_exitintinfo += s->bad_exitintinfo;
+            t->unexpected_exit += s->unexpected_exit;
+            t->l1_npf += s->l1_npf;
+        }
     }
 }
+
+/* One per-vCPU counter summed over the vCPUs */
+#define CPU_SUM(field) ({                       \
+    uint64_t sum_ = 0;                          \
+    unsigned n_;                                \
+    for (n_ = 0; n_ < ncpus; n_++) {            \
+        sum_ += cpus[n_].field;                 \
+    }                                           \
+    sum_;                                       \
+})
 
 static void print_stats(const Stats *s)
 {
@@ -567,54 +618,140 @@ static void progress(void)
 {
     Stats t;
 
-    totals(&t);
+    totals(&t, -1);
+    lock_print();
     kprintf("torture: rounds=%lu injected=%lu delivered=%lu lost=%lu "
             "duplicated=%lu wrong_vector=%lu wrong_rip=%lu "
             "wrong_error_code=%lu bad_exitintinfo=%lu unexpected_exit=%lu "
-            "l1_nmi_corrupt=%lu\n", rounds, t.injected, t.delivered, t.lost,
-            t.duplicated, t.wrong_vector, t.wrong_rip, t.wrong_error_code,
-            t.bad_exitintinfo, t.unexpected_exit, l1_nmi_corrupt);
+            "l1_nmi_corrupt=%lu\n", CPU_SUM(rounds), t.injected,
+            t.delivered, t.lost, t.duplicated, t.wrong_vector, t.wrong_rip,
+            t.wrong_error_code, t.bad_exitintinfo, t.unexpected_exit,
+            CPU_SUM(l1_nmi_corrupt));
+    unlock_print();
 }
 
 static uint64_t result(const char *why)
 {
     Stats t;
-    unsigned k;
+    unsigned k, n;
     uint64_t bad;
 
-    totals(&t);
+    totals(&t, -1);
     bad = t.lost + t.duplicated + t.wrong_vector + t.wrong_rip +
           t.wrong_error_code + t.wrong_cr2 + t.bad_exitintinfo +
-          t.unexpected_exit + l1_nmi_corrupt + l1_nmi_extra;
+          t.unexpected_exit + CPU_SUM(l1_nmi_corrupt) +
+          CPU_SUM(l1_nmi_extra);
+    lock_print();
     kprintf("torture-result {\"rounds\":%lu,\"stopped_by\":\"%s\","
-            "\"nrips\":%u,", rounds, why, nrips);
+            "\"nrips\":%u,\"cpus\":%u,", CPU_SUM(rounds), why, nrips,
+            ncpus);
     print_stats(&t);
     kprintf(",\"l1_nmi_checks\":%lu,\"l1_nmi_corrupt\":%lu,"
             "\"l1_nmi_lost\":%lu,\"l1_nmi_extra\":%lu,"
             "\"nmi_exitintinfo_vector_ignored\":%lu,\"bad\":%lu,"
-            "\"per_type\":{", l1_nmi_checks, l1_nmi_corrupt, l1_nmi_lost,
-            l1_nmi_extra, nmi_vector_ignored, bad);
+            "\"per_type\":{", CPU_SUM(l1_nmi_checks),
+            CPU_SUM(l1_nmi_corrupt), CPU_SUM(l1_nmi_lost),
+            CPU_SUM(l1_nmi_extra), CPU_SUM(nmi_vector_ignored), bad);
     for (k = 0; k < EV_TYPES; k++) {
+        Stats tk;
+
+        totals(&tk, (int)k);
         kprintf("%s\"%s\":{", k ? "," : "", kinds[k].name);
-        print_stats(&stats[k]);
+        print_stats(&tk);
         kprintf("}");
     }
-    kprintf("}}\n");
+    kprintf("},\"per_cpu\":[");
+    for (n = 0; n < ncpus; n++) {
+        kprintf("%s{\"rounds\":%lu,\"done\":%u}", n ? "," : "",
+                cpus[n].rounds, n == 0 || cpus[n].done);
+    }
+    kprintf("]}\n");
+    unlock_print();
     return bad;
+}
+
+/* Per-vCPU set-up: its L2's page tables, in its own window */
+static void cpu_init(TortureCpu *c, unsigned index, uint64_t seed)
+{
+    unsigned v;
+
+    c->index = index;
+    c->prng_state = seed + index * 0x9e3779b97f4a7c15ull;
+    if (!c->prng_state) {
+        c->prng_state = 1;
+    }
+    /*
+     * The first GiB identity-mapped with 2 MiB pages, each level in a
+     * window page, so that every walk during delivery goes through
+     * pages that just moved.
+     */
+    c->l2_pml4_image[0] = WIN_GPA(c, WIN_PDPT) | PTE_P | PTE_W;
+    c->l2_pdpt_image[0] = WIN_GPA(c, WIN_PD) | PTE_P | PTE_W;
+    for (v = 0; v < 512; v++) {
+        c->l2_pd_image[v] = ((uint64_t)v << 21) | PTE_P | PTE_W | PTE_PS;
+    }
+}
+
+/* What every vCPU does before its first round */
+static void cpu_start(TortureCpu *c)
+{
+    idt_load(l1_idt, 256);
+    svm_enable(c->hsave);
+    vmcb_init(c);
+}
+
+/* An application processor: rounds until the BSP says stop */
+static void ap_torture(unsigned index)
+{
+    TortureCpu *c = &cpus[index];
+
+    cpu_start(c);
+    while (!stop_aps) {
+        run_round(c);
+    }
+    c->done = true;
+}
+
+/* Stop the APs, waiting up to about a second for each to finish */
+static void aps_stop(void)
+{
+    unsigned n;
+
+    stop_aps = true;
+    for (n = 1; n < ncpus; n++) {
+        uint64_t start = rdtsc();
+
+        while (!cpus[n].done && rdtsc() - start < PROGRESS_TSC) {
+            asm volatile("pause");
+        }
+    }
+}
+
+static uint64_t finish(const char *why)
+{
+    aps_stop();
+    progress();
+    return result(why);
 }
 
 uint64_t scenario_torture(const char *cmdline)
 {
     uint32_t rev, asids, features;
     uint64_t max_rounds = cmdline_number(cmdline, "rounds=", 0);
-    uint64_t last_tsc;
+    uint64_t want = cmdline_number(cmdline, "cpus=", 1);
+    uint64_t seed, last_tsc;
     struct __attribute__((packed)) { uint16_t limit; uint64_t base; } g;
-    unsigned v;
+    TortureCpu *bsp = &cpus[0];
+    unsigned v, started;
 
     drop_round = cmdline_number(cmdline, "drop=", ~0ull);
-    prng_state = cmdline_number(cmdline, "seed=", 0);
-    if (!prng_state) {
-        prng_state = rdtsc() | 1;
+    seed = cmdline_number(cmdline, "seed=", 0);
+    if (!seed) {
+        seed = rdtsc() | 1;
+    }
+    if (want < 1 || want > TORTURE_CPUS) {
+        kprintf("# torture: cpus=%lu, not 1 to %u\n", want, TORTURE_CPUS);
+        return 1;
     }
     if (!svm_probe(&rev, &asids, &features)) {
         kprintf("# torture: no SVM\n");
@@ -622,14 +759,20 @@ uint64_t scenario_torture(const char *cmdline)
     }
     nrips = features & SVM_FEATURE_NRIPS;
     kprintf("# torture: SVM revision %u, %u ASIDs, Fn8000_000A_EDX 0x%x, "
-            "NRIPS %s, seed 0x%lx, rounds %lu (0: until 'q' on COM1)\n",
-            rev, asids, features, nrips ? "present" : "absent", prng_state,
-            max_rounds);
+            "NRIPS %s, seed 0x%lx, rounds %lu (0: until 'q' on COM1), "
+            "cpus %lu\n", rev, asids, features, nrips ? "present" : "absent",
+            seed, max_rounds, want);
     if (!(features & SVM_FEATURE_NPT)) {
         kprintf("# torture: no nested paging\n");
         return 1;
     }
-    if (!apic_init()) {
+    if (!x2apic_enable()) {
+        kprintf("# torture: no x2APIC\n");
+        return 1;
+    }
+    if (x2apic_id() != 0) {
+        kprintf("# torture: the BSP's x2APIC ID is %u, not 0\n",
+                x2apic_id());
         return 1;
     }
     l1_idt_install();
@@ -648,26 +791,28 @@ uint64_t scenario_torture(const char *cmdline)
            g.limit + 1u < sizeof(l2_gdt_image) ? g.limit + 1u
                                                : sizeof(l2_gdt_image));
 
-    /*
-     * L2's page tables: the first GiB identity-mapped with 2 MiB pages,
-     * each level in a window page, so that every walk during delivery
-     * goes through pages that just moved.
-     */
-    l2_pml4_image[0] = WIN_GPA(WIN_PDPT) | PTE_P | PTE_W;
-    l2_pdpt_image[0] = WIN_GPA(WIN_PD) | PTE_P | PTE_W;
-    for (v = 0; v < 512; v++) {
-        l2_pd_image[v] = ((uint64_t)v << 21) | PTE_P | PTE_W | PTE_PS;
+    ncpus = want;
+    for (v = 0; v < ncpus; v++) {
+        cpu_init(&cpus[v], v, seed);
     }
-
     npt_init();
-    svm_enable(hsave);
-    vmcb_init();
+    cpu_start(bsp);
+    if (ncpus > 1) {
+        started = smp_start(ncpus, ap_torture);
+        if (started != ncpus) {
+            kprintf("# torture: only %u of %u vCPUs started\n", started,
+                    ncpus);
+            ncpus = started;
+            finish("smp");
+            return 1;
+        }
+    }
 
     kprintf("torture: start\n");
     last_tsc = rdtsc();
-    while (!max_rounds || rounds < max_rounds) {
-        run_round();
-        if (rounds % POLL_ROUNDS == 0) {
+    while (!max_rounds || bsp->rounds < max_rounds) {
+        run_round(bsp);
+        if (bsp->rounds % POLL_ROUNDS == 0) {
             uint64_t now = rdtsc();
 
             if (now - last_tsc > PROGRESS_TSC) {
@@ -675,13 +820,11 @@ uint64_t scenario_torture(const char *cmdline)
                 progress();
             }
             if (uart_quit_requested()) {
-                progress();
-                return result("q");
+                return finish("q");
             }
         }
     }
-    progress();
-    return result("rounds");
+    return finish("rounds");
 }
 
 /*
@@ -730,36 +873,42 @@ asm(
     "   .set t_vec, t_vec + 1\n"
     "   .endr\n"
     /*
-     * Count the entry; on the first, record the frame.  RDX ends up
-     * at the pushed RIP, whether or not an error code lies below it.
+     * Count the entry; on the first, record the frame, in this vCPU's
+     * L2Record, whose address L1 left at the bottom of L2's stack page.
+     * RDX ends up at the pushed RIP, whether or not an error code lies
+     * below it.
      */
     "t_l2_common:\n"
     "   push %rax\n"
     "   push %rbx\n"
     "   push %rcx\n"
     "   push %rdx\n"
-    "   mov 32(%rsp), %rax\n"
+    "   push %rsi\n"
+    "   mov %rsp, %rsi\n"
+    "   and $-4096, %rsi\n"
+    "   mov (%rsi), %rsi\n"
+    "   mov 40(%rsp), %rax\n"
     "   lea t_l2_errpushed(%rip), %rdx\n"
     "   movzbl (%rdx,%rax), %ecx\n"
-    "   lea 40(%rsp), %rdx\n"
+    "   lea 48(%rsp), %rdx\n"
     "   xor %ebx, %ebx\n"
     "   test %ecx, %ecx\n"
     "   jz 1f\n"
     "   mov (%rdx), %rbx\n"
     "   add $8, %rdx\n"
-    "1: incq t_l2_entries(%rip)\n"
-    "   cmpq $1, t_l2_entries(%rip)\n"
+    "1: incq 0(%rsi)\n"              /* entries */
+    "   cmpq $1, 0(%rsi)\n"
     "   jne 2f\n"
-    "   mov %rax, t_l2_vec(%rip)\n"
-    "   mov %rbx, t_l2_err(%rip)\n"
+    "   mov %rax, 8(%rsi)\n"         /* vec */
+    "   mov %rbx, 16(%rsi)\n"        /* err */
     "   mov (%rdx), %rax\n"
-    "   mov %rax, t_l2_rip(%rip)\n"
+    "   mov %rax, 24(%rsi)\n"        /* rip */
     "   mov 8(%rdx), %rax\n"
-    "   mov %rax, t_l2_cs(%rip)\n"
+    "   mov %rax, 32(%rsi)\n"        /* cs */
     "   mov %cr2, %rax\n"
-    "   mov %rax, t_l2_cr2(%rip)\n"
-    "   mov %rdx, t_l2_frame(%rip)\n"
-    "2: cmpq $0, t_l2_use_iret(%rip)\n"
+    "   mov %rax, 40(%rsi)\n"        /* cr2 */
+    "   mov %rdx, 48(%rsi)\n"        /* frame */
+    "2: cmpq $0, 56(%rsi)\n"         /* use_iret */
     "   jne 3f\n"
     "   .globl t_l2_handler_vmmcall\n"
     "t_l2_handler_vmmcall:\n"
@@ -768,26 +917,27 @@ asm(
     /* return to the pushed RIP, where a VMMCALL exits */
     "3: mov %rdx, %rsp\n"
     "   iretq\n"
-    /* L1's NMI handler */
+    /* L1's NMI handler: counts per vCPU, by x2APIC ID */
     "   .balign 16\n"
     "   .globl t_l1_nmi_entry\n"
     "t_l1_nmi_entry:\n"
-    "   lock incq t_l1_nmi_count(%rip)\n"
+    "   push %rax\n"
+    "   push %rcx\n"
+    "   push %rdx\n"
+    "   mov $0x802, %ecx\n"
+    "   rdmsr\n"
+    "   cmp $" T_STR(TORTURE_CPUS) ", %eax\n"
+    "   jae 1f\n"
+    "   lea t_l1_nmi_count(%rip), %rcx\n"
+    "   lock incq (%rcx,%rax,8)\n"
+    "1: pop %rdx\n"
+    "   pop %rcx\n"
+    "   pop %rax\n"
     "   iretq\n"
     "   .data\n"
     "   .balign 8\n"
-    "   .globl t_l2_entries, t_l2_vec, t_l2_err, t_l2_rip, t_l2_cs\n"
-    "   .globl t_l2_cr2, t_l2_frame, t_l2_use_iret, t_l1_nmi_count\n"
-    "   .globl t_l2_errpushed\n"
-    "t_l2_entries: .quad 0\n"
-    "t_l2_vec: .quad 0\n"
-    "t_l2_err: .quad 0\n"
-    "t_l2_rip: .quad 0\n"
-    "t_l2_cs: .quad 0\n"
-    "t_l2_cr2: .quad 0\n"
-    "t_l2_frame: .quad 0\n"
-    "t_l2_use_iret: .quad 0\n"
-    "t_l1_nmi_count: .quad 0\n"
+    "   .globl t_l1_nmi_count, t_l2_errpushed\n"
+    "t_l1_nmi_count: .skip 8 * " T_STR(TORTURE_CPUS) "\n"
     "t_l2_errpushed: .skip 256\n"
     "   .text\n"
 );

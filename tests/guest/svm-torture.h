@@ -25,15 +25,9 @@ extern char t_l2_handler_vmmcall[]; /* where a handler exits without IRET */
 /* L1's NMI handler: counts and returns */
 extern char t_l1_nmi_entry[];
 
-/*
- * What L2's handler records.  The first entry of a round fills in the
- * fields; every entry counts.  Written by L2 (and by L1's NMI handler
- * for the count), behind the compiler's back, hence volatile.
- */
-extern volatile uint64_t t_l2_entries, t_l2_vec, t_l2_err, t_l2_rip; /* L2 */
-extern volatile uint64_t t_l2_cs, t_l2_cr2, t_l2_frame;              /* L2 */
-extern volatile uint64_t t_l2_use_iret;             /* read by L2 */
-extern volatile uint8_t t_l2_errpushed[256];        /* read by L2 */
-extern volatile uint64_t t_l1_nmi_count;            /* NMI handler */
+/* Read by L2's handler: which vectors push an error code */
+extern volatile uint8_t t_l2_errpushed[256];
+/* L1's NMI handler counts here, per vCPU (x2APIC ID) */
+extern volatile uint64_t t_l1_nmi_count[];
 
 #endif

@@ -392,19 +392,22 @@ def event_kind(eii):
 
 
 def cpu_for(accel):
-    return "EPYC,+svm" if accel == "tcg" else "host"
+    # the guest uses x2APIC, which the EPYC model lacks under TCG
+    return "EPYC,+svm,+x2apic" if accel == "tcg" else "host"
 
 
 def new_vm(lab, n, args, incoming=None, agent=None, drop=0):
     """VM number n, on this host, or with agent on the pair's other;
     drop: the guest's negative control, round DROP injects nothing."""
     scenario = "torture" + (f" seed={args.seed}" if args.seed else "") + \
-        (f" drop={drop}" if drop else "")
+        (f" drop={drop}" if drop else "") + \
+        (f" cpus={args.cpus}" if args.cpus > 1 else "")
     accel = args.accel
     if args.unknown_verdicts:
         accel += f",x-unknown-verdicts={args.unknown_verdicts}"
     kwargs = {"accel": accel, "memory_mb": 32, "incoming": incoming,
-              "extra_args": ["-cpu", cpu_for(args.accel)] +
+              "extra_args": ["-cpu", cpu_for(args.accel),
+                             "-smp", str(args.cpus)] +
               [a for t in args.trace for a in ("-trace", t)]}
     if agent is None:
         vm = TortureVM(lab, f"vm{n}", scenario, **kwargs)
@@ -629,6 +632,15 @@ def report_problems(result, status, name):
                    f"sum to {bad_total(result)}")
     if status != nkvm.EXIT_PASS:
         why.append(f"{name}: {nkvm.exit_status_name(status)}")
+    per_cpu = result.get("per_cpu") or [{"rounds": result["rounds"],
+                                        "done": 1}]
+    if len(per_cpu) != result.get("cpus", 1):
+        why.append(f"{name}: {len(per_cpu)} vCPUs reported, "
+                   f"{result.get('cpus', 1)} ran")
+    why += [f"{name}: vCPU {i} did {c.get('rounds')} rounds and "
+            f"{'stopped' if c.get('done') else 'never stopped'}"
+            for i, c in enumerate(per_cpu)
+            if not c.get("rounds") or not c.get("done")]
     return why
 
 
@@ -675,6 +687,9 @@ def main():
                          "output is in the kept stderr logs")
     ap.add_argument("--debug-trace", type=int, default=0,
                     help="show the trace of the first N migrations")
+    ap.add_argument("--cpus", type=int, default=1, choices=(1, 2, 3, 4),
+                    help="vCPUs of the guest hypervisor, each with its own "
+                         "L2 and rounds (default 1)")
     ap.add_argument("--min-in-flight", type=int, default=None,
                     help="fail with fewer stops in flight (default: 1 "
                          "with --expect-clean and tracing, else 0)")
@@ -735,6 +750,7 @@ def main():
     out = {
         "accel": args.accel,
         "kernel": kernel,
+        "cpus": args.cpus,
         "migrations": stats["migrations"],
         "migrations_failed": stats["migrations_failed"],
         "failures": stats["failures"],
