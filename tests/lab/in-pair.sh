@@ -1,8 +1,9 @@
 #!/bin/bash
 # Runs on host A of a lab pair (scripts/lab pair -- bash tests/lab/in-pair.sh):
-# the torture migrated between the two hosts, each way in turn, under
-# nested-kvm (nothing may be lost, at least one stop in flight) and under
-# kvm (upstream's figure from the same harness, reported).  Prints TAP
+# the torture, a guest hypervisor on 2 vCPUs, migrated between the two
+# hosts, each way in turn, under nested-kvm (nothing may be lost, at
+# least one stop in flight) and under kvm (upstream's figure from the
+# same harness, reported).  Prints TAP
 # lines without numbers and "# " diagnostics, like in-l1.sh;
 # tests/lab/test_lab.sh numbers them and names the pair.
 #
@@ -12,6 +13,7 @@ set -uo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 # 20 each way: a stop in flight comes about once in three migrations.
 migrations=${NKVM_PAIR_MIGRATIONS:-40}
+cpus=${NKVM_PAIR_CPUS:-2}
 
 check() {
     local name=$1
@@ -25,7 +27,7 @@ torture() {
     local accel=$1 out rc err=${TMPDIR:-/tmp}/pair-torture-$1.err
     shift
     out=$(timeout 900 /usr/bin/python3 "$top/tests/lab/torture.py" \
-        --pair --accel "$accel" --migrations "$migrations" \
+        --pair --accel "$accel" --migrations "$migrations" --cpus "$cpus" \
         --max-gap 0.5 --control-seconds 20 "$@" 2>"$err")
     rc=$?
     grep '^{' <<<"$out" | sed "s/^/# pair torture $accel: /"
@@ -36,7 +38,7 @@ torture() {
     return $rc
 }
 
-check "pair torture: nested-kvm, $migrations migrations between the hosts, nothing lost, duplicated or misdirected, a stop in flight" \
+check "pair torture: nested-kvm, $cpus vCPUs, $migrations migrations between the hosts, nothing lost, duplicated or misdirected, a stop in flight" \
     torture nested-kvm --expect-clean
-check "pair torture: kvm, $migrations migrations between the hosts measured, control run clean" \
+check "pair torture: kvm, $cpus vCPUs, $migrations migrations between the hosts measured, control run clean" \
     torture kvm --report-only
