@@ -2,7 +2,7 @@
 # needs (Debian packages via apt-get, QEMU and meson via a private apt
 # configuration under build/) and builds incrementally.
 
-.PHONY: all deps fork stock standalone unit check demo fuzz lab torture bench checkpatch clean
+.PHONY: all deps fork stock standalone unit check demo fuzz lab torture torture-pairs bench checkpatch clean
 
 all: fork standalone
 
@@ -43,6 +43,12 @@ bench: fork stock standalone
 # (docs/results.rst; TORTURE_MIGRATIONS=N for fewer).
 torture: fork standalone
 	scripts/torture.sh
+
+# Hours: the torture between two lab hosts, every kernel pair and 1, 2
+# and 4 guest vCPUs; each run appends to docs/results/torture-pairs/
+# (scripts/torture-pairs.sh; docs/results.rst, "Between two hosts").
+torture-pairs: fork standalone
+	scripts/torture-pairs.sh
 
 # The fork with ASan+UBSan (build/qemu-system-x86_64-asan, its own build
 # directory) and the functional tests under it; any sanitizer report is a

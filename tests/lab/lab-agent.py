@@ -11,7 +11,8 @@ link); anything else is closed unanswered.  When a connection ends, the
 agent closes every VM it started for it and waits for the next.  The protocol is JSON lines:
 a request {"op": OP, ...} gets {"return": VALUE} or {"error": TEXT}.
 
-  ping                      -> {"kernel": uname -r, "addr": ADDR}
+  ping                      -> {"kernel": uname -r, "addr": ADDR,
+                                "series": LAB_KERNEL}
   run argv=[...] timeout=S  -> {"status": N, "output": TEXT}
   vm.launch name=N scenario=S accel=A memory_mb=M incoming=I
             extra_args=[...] serial_input=B
@@ -90,7 +91,8 @@ class Agent:
         return self.vms[name]
 
     def op_ping(self, _req):
-        return {"kernel": os.uname().release, "addr": self.addr}
+        return {"kernel": os.uname().release, "addr": self.addr,
+                "series": os.environ.get("LAB_KERNEL")}
 
     @staticmethod
     def op_run(req):

@@ -712,7 +712,8 @@ def main():
                      "not with --pair")
         args.own_addr = env[0]
         args.agent = remote.AgentClient(env[1], env[2], progress=log)
-        args.kernel_b = args.agent.call("ping")["kernel"]
+        ping = args.agent.call("ping")
+        args.kernel_b = ping.get("series") or ping["kernel"]
         args.tracer_b = RemoteTracer(args.agent)
         log(f"pair: A {env[0]} ({os.uname().release}), "
             f"B {env[1]} ({args.kernel_b})")
