@@ -3,7 +3,7 @@
 SVM fidelity of the lab's L0: run the guest's "svm-fidelity" scenario
 (tests/guest/svm-fidelity.c) under TCG with -cpu EPYC,+svm.  The guest is a
 minimal SVM hypervisor; each case below is a TCG defect that hook patches
-0013-0020 fix (docs/lab.rst, "Fidelity"), and each fails with its patch
+0013-0022 fix (docs/lab.rst, "Fidelity"), and each fails with its patch
 reverted:
 
   lmsw         0013  LMSW takes the selective CR0 write intercept (65h)
@@ -15,6 +15,11 @@ reverted:
   pae-pdpte    0019  a legacy PAE guest's PDPTEs get no Accessed bit
   alignment    0020  a misaligned access at CPL 3 with CR0.AM and
                      RFLAGS.AC raises #AC
+  lbr          0021  DebugCtl.LBR records the last branch (jmp, jz,
+                     ret) in LastBranchFromIP/ToIP
+  lbrv         0022  LBR virtualization: VMRUN loads L2's DebugCtl and
+                     LBR MSRs from the VMCB, #VMEXIT saves them there
+                     and restores L1's
 
 Always -accel tcg.  Prints TAP; exits 0 if every check passed.
 
@@ -80,6 +85,40 @@ CASES = {
         "exit code",
         "misaligned store at CPL 3, CR0.AM, RFLAGS.AC clear: exit code",
         "misaligned store at CPL 3, RFLAGS.AC, CR0.AM clear: exit code",
+    ),
+    "lbr": (
+        "lbr jmp: DebugCtl reads back with LBR set",
+        "lbr jmp: LastBranchFromIP is the branch",
+        "lbr jmp: LastBranchToIP is its target",
+        "lbr taken jz: DebugCtl reads back with LBR set",
+        "lbr taken jz: LastBranchFromIP is the branch",
+        "lbr taken jz: LastBranchToIP is its target",
+        "lbr ret: DebugCtl reads back with LBR set",
+        "lbr ret: LastBranchFromIP is the branch",
+        "lbr ret: LastBranchToIP is its target",
+        "lbr: DebugCtl reads 0 once cleared",
+    ),
+    "lbrv": (
+        "lbrv, L2 LBR on: exit code",
+        "lbrv, L2 LBR on: L2 starts with the VMCB's DebugCtl",
+        "lbrv, L2 LBR on: L2 starts with the VMCB's LastBranchFromIP",
+        "lbrv, L2 LBR on: L2 starts with the VMCB's LastBranchToIP",
+        "lbrv, L2 LBR on: #VMEXIT saves L2's DebugCtl",
+        "lbrv, L2 LBR on: #VMEXIT saves L2's LastBranchFromIP",
+        "lbrv, L2 LBR on: #VMEXIT saves L2's LastBranchToIP",
+        "lbrv, L2 LBR on: L1's DebugCtl is restored",
+        "lbrv, L2 LBR on: L1's LastBranchFromIP is restored",
+        "lbrv, L2 LBR on: L1's LastBranchToIP is restored",
+        "lbrv, L2 LBR off: exit code",
+        "lbrv, L2 LBR off: L2 starts with the VMCB's DebugCtl",
+        "lbrv, L2 LBR off: L2 starts with the VMCB's LastBranchFromIP",
+        "lbrv, L2 LBR off: L2 starts with the VMCB's LastBranchToIP",
+        "lbrv, L2 LBR off: #VMEXIT saves L2's DebugCtl",
+        "lbrv, L2 LBR off: #VMEXIT saves L2's LastBranchFromIP",
+        "lbrv, L2 LBR off: #VMEXIT saves L2's LastBranchToIP",
+        "lbrv, L2 LBR off: L1's DebugCtl is restored",
+        "lbrv, L2 LBR off: L1's LastBranchFromIP is restored",
+        "lbrv, L2 LBR off: L1's LastBranchToIP is restored",
     ),
 }
 

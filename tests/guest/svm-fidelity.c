@@ -23,7 +23,13 @@
  *    L1's KVM rejects a CR3 whose PDPTEs have it set;
  *  - at CPL 3 with CR0.AM and RFLAGS.AC, a data access not aligned to
  *    its size raises #AC (8.2.18), seen here as exit 51h when the
- *    exception is intercepted; the store it stopped did not happen.
+ *    exception is intercepted; the store it stopped did not happen;
+ *  - with DebugCtl.LBR set, LastBranchFromIP/ToIP hold the source and
+ *    target of the last branch (13.1.1, "Control-Transfer Recording
+ *    MSRs"), and DebugCtl reads back with LBR set;
+ *  - with LBR virtualization (VMCB offset B8h bit 0, 15.23), VMRUN loads
+ *    L2's DebugCtl and LBR MSRs from the VMCB, and #VMEXIT saves L2's
+ *    there and restores L1's.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -46,6 +52,12 @@
 #define ATTR_CODE32             0x0c9b  /* G, D, P, S, code exec/read */
 #define CR4_OSXSAVE             (1ull << 18)
 #define RFLAGS_FIXED            0x2ull
+
+#define MSR_DEBUGCTL            0x1d9
+#define MSR_LASTBRANCHFROMIP    0x1db
+#define MSR_LASTBRANCHTOIP      0x1dc
+#define DEBUGCTL_LBR            (1ull << 0)
+#define LBRV_ENABLE             (1ull << 0)
 
 #define CPUID_8000_0001_EDX_RDTSCP  (1u << 27)
 #define CPUID_1_ECX_XSAVE           (1u << 26)
@@ -273,6 +285,89 @@ static void run_alignment_check(void)
                 EXIT_VMMCALL, svm_fid_ac_store_end);
 }
 
+/* L1's own last branch: one snippet per branch kind */
+static void lbr_branch(const char *what, uint64_t (*snippet)(void),
+                       const char *from, const char *to)
+{
+    svm_check_named(check, what, "DebugCtl reads back with LBR set",
+                    snippet(), DEBUGCTL_LBR);
+    svm_check_named(check, what, "LastBranchFromIP is the branch",
+                    svm_rdmsr(MSR_LASTBRANCHFROMIP), (uint64_t)from);
+    svm_check_named(check, what, "LastBranchToIP is its target",
+                    svm_rdmsr(MSR_LASTBRANCHTOIP), (uint64_t)to);
+}
+
+static void run_lbr(void)
+{
+    lbr_branch("lbr jmp", svm_fid_lbr_jmp, svm_fid_lbr_jmp_from,
+               svm_fid_lbr_jmp_to);
+    lbr_branch("lbr taken jz", svm_fid_lbr_jcc, svm_fid_lbr_jcc_from,
+               svm_fid_lbr_jcc_to);
+    lbr_branch("lbr ret", svm_fid_lbr_ret, svm_fid_lbr_ret_from,
+               svm_fid_lbr_ret_to);
+    check("lbr: DebugCtl reads 0 once cleared",
+          svm_rdmsr(MSR_DEBUGCTL), 0);
+}
+
+/*
+ * L2 with LBR virtualization and the given DebugCtl; the VMCB's
+ * LastBranchFromIP/ToIP are markers that L2 must see.  L1 runs it with
+ * DebugCtl.LBR set, after a branch of its own.
+ */
+static void lbrv_run(const char *what, uint64_t dbgctl)
+{
+    const uint64_t from_marker = 0x1000f, to_marker = 0x2000f;
+    const bool on = dbgctl & DEBUGCTL_LBR;
+    uint64_t host_dbgctl;
+
+    vmcb_fresh(svm_fid_lbrv_guest, 0, 0, 0);
+    vmcb_w64(vmcb, VMCB_VIRT_EXT, LBRV_ENABLE);
+    vmcb_w64(vmcb, VMCB_DBGCTL, dbgctl);
+    vmcb_w64(vmcb, VMCB_BR_FROM, from_marker);
+    vmcb_w64(vmcb, VMCB_BR_TO, to_marker);
+    svm_fid_lbrv_seen[0] = svm_fid_lbrv_seen[1] = ~0ull;
+    svm_fid_lbrv_seen[2] = ~0ull;
+    host_dbgctl = svm_fid_lbrv_host(vmcb);
+
+    svm_check_named(check, what, "exit code",
+                    vmcb_r64(vmcb, VMCB_EXIT_CODE), EXIT_VMMCALL);
+    svm_check_named(check, what, "L2 starts with the VMCB's DebugCtl",
+                    svm_fid_lbrv_seen[0], dbgctl);
+    svm_check_named(check, what, "L2 starts with the VMCB's "
+                    "LastBranchFromIP", svm_fid_lbrv_seen[1], from_marker);
+    svm_check_named(check, what, "L2 starts with the VMCB's "
+                    "LastBranchToIP", svm_fid_lbrv_seen[2], to_marker);
+    svm_check_named(check, what, "#VMEXIT saves L2's DebugCtl",
+                    vmcb_r64(vmcb, VMCB_DBGCTL), dbgctl);
+    svm_check_named(check, what, "#VMEXIT saves L2's LastBranchFromIP",
+                    vmcb_r64(vmcb, VMCB_BR_FROM),
+                    on ? (uint64_t)svm_fid_lbrv_guest_from : from_marker);
+    svm_check_named(check, what, "#VMEXIT saves L2's LastBranchToIP",
+                    vmcb_r64(vmcb, VMCB_BR_TO),
+                    on ? (uint64_t)svm_fid_lbrv_guest_to : to_marker);
+    svm_check_named(check, what, "L1's DebugCtl is restored",
+                    host_dbgctl, DEBUGCTL_LBR);
+    svm_check_named(check, what, "L1's LastBranchFromIP is restored",
+                    svm_rdmsr(MSR_LASTBRANCHFROMIP),
+                    (uint64_t)svm_fid_lbrv_host_from);
+    svm_check_named(check, what, "L1's LastBranchToIP is restored",
+                    svm_rdmsr(MSR_LASTBRANCHTOIP),
+                    (uint64_t)svm_fid_lbrv_host_to);
+}
+
+static void run_lbrv(void)
+{
+    uint32_t rev, asids, features;
+
+    svm_probe(&rev, &asids, &features);
+    if (!(features & SVM_FEATURE_LBRV)) {
+        check("CPUID Fn8000_000A_EDX[LbrVirt] is set", 0, 1);
+        return;
+    }
+    lbrv_run("lbrv, L2 LBR on", DEBUGCTL_LBR);
+    lbrv_run("lbrv, L2 LBR off", 0);
+}
+
 void scenario_svm_fidelity(void (*check_fn)(const char *, uint64_t,
                                             uint64_t))
 {
@@ -298,6 +393,8 @@ void scenario_svm_fidelity(void (*check_fn)(const char *, uint64_t,
     run_bad_eventinj();
     run_pae_pdpte();
     run_alignment_check();
+    run_lbr();
+    run_lbrv();
 }
 
 /* L2's snippets; each ends in VMMCALL (exit 81h); <name>_end labels it. */
@@ -386,7 +483,85 @@ asm(
     "   L handler_vmmcall\n"
     "   vmmcall\n"
     "   ud2\n"
+    /*
+     * DebugCtl.LBR: no branch between the one recorded and the WRMSR
+     * that clears DebugCtl.LBR.  Each returns the DebugCtl read first.
+     */
+    "   .macro LBR_ON\n"
+    "   mov $0x1d9, %ecx\n"
+    "   mov $1, %eax\n"
+    "   xor %edx, %edx\n"
+    "   wrmsr\n"
+    "   .endm\n"
+    "   .macro LBR_OFF_RET\n"
+    "   mov $0x1d9, %ecx\n"
+    "   rdmsr\n"
+    "   mov %eax, %r8d\n"
+    "   xor %eax, %eax\n"
+    "   xor %edx, %edx\n"
+    "   wrmsr\n"
+    "   mov %r8d, %eax\n"
+    "   ret\n"
+    "   .endm\n"
+    "   .balign 16\n"
+    "   L lbr_jmp\n"
+    "   LBR_ON\n"
+    "   L lbr_jmp_from\n"
+    "   jmp svm_fid_lbr_jmp_to\n"
+    "   ud2\n"
+    "   L lbr_jmp_to\n"
+    "   LBR_OFF_RET\n"
+    "   L lbr_jcc\n"
+    "   LBR_ON\n"
+    "   xor %eax, %eax\n"              /* ZF=1 */
+    "   L lbr_jcc_from\n"
+    "   jz svm_fid_lbr_jcc_to\n"
+    "   ud2\n"
+    "   L lbr_jcc_to\n"
+    "   LBR_OFF_RET\n"
+    "   L lbr_ret\n"
+    "   LBR_ON\n"
+    "   call svm_fid_lbr_ret_from\n"
+    "   L lbr_ret_to\n"
+    "   LBR_OFF_RET\n"
+    "   L lbr_ret_from\n"
+    "   ret\n"
+    "   .balign 16\n"
+    "   L lbrv_host\n"
+    "   LBR_ON\n"
+    "   L lbrv_host_from\n"
+    "   jmp svm_fid_lbrv_host_to\n"
+    "   ud2\n"
+    "   L lbrv_host_to\n"
+    "   mov %rdi, %rax\n"
+    "   clgi\n"
+    "   vmrun\n"
+    "   stgi\n"
+    "   LBR_OFF_RET\n"
+    /* L2: touches only RAX, RCX and RDX */
+    "   L lbrv_guest\n"
+    "   mov $0x1d9, %ecx\n"
+    "   rdmsr\n"
+    "   mov %eax, svm_fid_lbrv_seen(%rip)\n"
+    "   mov %edx, svm_fid_lbrv_seen+4(%rip)\n"
+    "   mov $0x1db, %ecx\n"
+    "   rdmsr\n"
+    "   mov %eax, svm_fid_lbrv_seen+8(%rip)\n"
+    "   mov %edx, svm_fid_lbrv_seen+12(%rip)\n"
+    "   mov $0x1dc, %ecx\n"
+    "   rdmsr\n"
+    "   mov %eax, svm_fid_lbrv_seen+16(%rip)\n"
+    "   mov %edx, svm_fid_lbrv_seen+20(%rip)\n"
+    "   L lbrv_guest_from\n"
+    "   jmp svm_fid_lbrv_guest_to\n"
+    "   ud2\n"
+    "   L lbrv_guest_to\n"
+    "   vmmcall\n"
+    "   ud2\n"
     "   .data\n"
+    "   .balign 8\n"
+    "   .globl svm_fid_lbrv_seen\n"
+    "svm_fid_lbrv_seen: .quad 0, 0, 0\n"
     "   .balign 8\n"
     "   .globl svm_fid_pushed_rip\n"
     "svm_fid_pushed_rip: .quad 0\n"
@@ -395,4 +570,6 @@ asm(
     "svm_fid_ac_buf: .quad 0, 0\n"
     "   .text\n"
     "   .purgem L\n"
+    "   .purgem LBR_ON\n"
+    "   .purgem LBR_OFF_RET\n"
 );

@@ -35,6 +35,7 @@
 #define VMCB_EVENT_INJ          0x0a8
 #define VMCB_EVENT_INJ_ERR      0x0ac
 #define VMCB_N_CR3              0x0b0
+#define VMCB_VIRT_EXT           0x0b8   /* bit 0: LBR virtualization */
 #define VMCB_NEXT_RIP           0x0c8
 
 /* VMCB state save area (APM vol. 2, Table B-2) */
@@ -57,6 +58,11 @@
 #define VMCB_RAX                0x5f8
 #define VMCB_CR2                0x640
 #define VMCB_G_PAT              0x668
+#define VMCB_DBGCTL             0x670
+#define VMCB_BR_FROM            0x678
+#define VMCB_BR_TO              0x680
+#define VMCB_LASTEXCP_FROM      0x688
+#define VMCB_LASTEXCP_TO        0x690
 
 /* Exit codes (APM vol. 2, Appendix C) */
 #define EXIT_READ_CR0           0x000
@@ -106,6 +112,7 @@
 
 /* CPUID Fn8000_000A_EDX */
 #define SVM_FEATURE_NPT         (1u << 0)
+#define SVM_FEATURE_LBRV        (1u << 1)
 #define SVM_FEATURE_NRIPS       (1u << 3)
 
 static inline void vmcb_w8(uint8_t *vmcb, unsigned off, uint8_t v)
