@@ -4,7 +4,8 @@
 # accelerator, boot a lab pair (scripts/lab pair) and run
 # tests/lab/torture.py --pair.  Each run appends its JSON line, with the
 # pair, the date and the commit, to docs/results/torture-pairs/DATE.jsonl
-# (committed; scripts/torture-table.py sums them into the table) as soon
+# (committed; scripts/torture-table.py sums them into table.rst there,
+# which docs/results.rst includes) as soon
 # as it ends, so an interrupted campaign keeps what it finished.
 # Progress (the lab's and torture.py's: migrations done, rate, time
 # left) goes to stderr.
@@ -83,5 +84,6 @@ print(json.dumps(d))' "$line" "$pair" "$cpus" "$rc" "$commit" \
 done
 done
 echo "torture-pairs: results appended to $results" >&2
-/usr/bin/python3 scripts/torture-table.py "$outdir"
+/usr/bin/python3 scripts/torture-table.py "$outdir" > "$outdir/table.rst"
+cat "$outdir/table.rst"
 exit $status
