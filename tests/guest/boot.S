@@ -119,30 +119,12 @@ _start:
     mov %eax, %fs
     mov %eax, %gs
 
-    /* Intel SDM Vol. 3A 10.8.5: PAE, CR3, EFER.LME, then CR0.PG. */
-    mov %cr4, %eax
-    or $CR4_PAE, %eax
-    mov %eax, %cr4
-    mov $boot_pml4, %eax
-    mov %eax, %cr3
-    mov $MSR_EFER, %ecx
-    rdmsr
-    or $EFER_LME, %eax
-    wrmsr
-    mov %cr0, %eax
-    or $(CR0_PG | CR0_PE), %eax
-    mov %eax, %cr0
+    enable_long_mode
     ljmp $GDT_CODE64, $long_entry
 
     .code64
 long_entry:
-    lgdt gdt_desc(%rip)
-    mov $GDT_DATA, %eax
-    mov %eax, %ds
-    mov %eax, %es
-    mov %eax, %ss
-    mov %eax, %fs
-    mov %eax, %gs
+    enter_long_mode_data
     lea boot_stack_top(%rip), %rsp
     mov %esi, %edi
     mov %ebp, %esi

@@ -35,18 +35,7 @@ smp_tramp32:
     mov %eax, %ds
     mov %eax, %es
     mov %eax, %ss
-    mov %cr4, %eax
-    or $CR4_PAE, %eax
-    mov %eax, %cr4
-    mov $boot_pml4, %eax
-    mov %eax, %cr3
-    mov $MSR_EFER, %ecx
-    rdmsr
-    or $EFER_LME, %eax
-    wrmsr
-    mov %cr0, %eax
-    or $(CR0_PG | CR0_PE), %eax
-    mov %eax, %cr0
+    enable_long_mode
     ljmp $GDT_CODE64, $smp_ap_long
 
     .balign 8
@@ -58,13 +47,7 @@ smp_trampoline_end:
 
     .code64
 smp_ap_long:
-    lgdt gdt_desc(%rip)
-    mov $GDT_DATA, %eax
-    mov %eax, %ds
-    mov %eax, %es
-    mov %eax, %ss
-    mov %eax, %fs
-    mov %eax, %gs
+    enter_long_mode_data
     mov smp_ap_stack(%rip), %rsp
     call smp_ap_main
 1:  cli

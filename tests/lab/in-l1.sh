@@ -11,11 +11,8 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 qemu=${NKVM_QEMU:-$top/build/qemu-system-x86_64}
 params=/sys/module/kvm_amd/parameters
 
-check() {
-    local name=$1
-    shift
-    if "$@"; then echo "ok - $name"; else echo "not ok - $name"; fi
-}
+# shellcheck source=tests/lab/lab-lib.sh
+. "$top/tests/lab/lab-lib.sh"
 
 param() { cat "$params/$1" 2>/dev/null || echo "unset"; }
 
@@ -126,20 +123,11 @@ if [ "${LAB_KERNEL:-}" = 6.1 ]; then
     fail_every=1
 fi
 torture() {
-    local accel=$1 out rc err=${TMPDIR:-/tmp}/torture-$1.err
+    local accel=$1
     shift
-    out=$(timeout 600 /usr/bin/python3 "$top/tests/lab/torture.py" \
-        --accel "$accel" --migrations "$torture_migrations" \
-        --max-gap 0.5 --control-seconds 20 "$@" 2>"$err")
-    rc=$?
-    grep '^{' <<<"$out" | sed "s/^/# torture $accel: /"
-    # the guest's per-round diagnostics, the failures that went wrong,
-    # and the tail if it failed
-    grep -E 'guest: torture: round|induced failure|strict refusal' "$err" |
-        head -20 | sed 's/^/# /'
-    [ "$rc" -eq 0 ] || tail -5 "$err" | sed 's/^/# /'
-    rm -f "$err"
-    return $rc
+    lab_torture "torture $accel" 600 --accel "$accel" \
+        --migrations "$torture_migrations" --max-gap 0.5 \
+        --control-seconds 20 "$@"
 }
 check "torture: nested-kvm, $torture_migrations migrations and $((torture_migrations * fail_every)) failed ones, nothing lost, duplicated or misdirected" \
     torture nested-kvm --expect-clean --fail-every "$fail_every"

@@ -15,27 +15,17 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 migrations=${NKVM_PAIR_MIGRATIONS:-40}
 cpus=${NKVM_PAIR_CPUS:-2}
 
-check() {
-    local name=$1
-    shift
-    if "$@"; then echo "ok - $name"; else echo "not ok - $name"; fi
-}
+# shellcheck source=tests/lab/lab-lib.sh
+. "$top/tests/lab/lab-lib.sh"
 
 echo "# host A: kernel $(uname -r), $LAB_ADDR; host B: $LAB_PEER"
 
 torture() {
-    local accel=$1 out rc err=${TMPDIR:-/tmp}/pair-torture-$1.err
+    local accel=$1
     shift
-    out=$(timeout 900 /usr/bin/python3 "$top/tests/lab/torture.py" \
-        --pair --accel "$accel" --migrations "$migrations" --cpus "$cpus" \
-        --max-gap 0.5 --control-seconds 20 "$@" 2>"$err")
-    rc=$?
-    grep '^{' <<<"$out" | sed "s/^/# pair torture $accel: /"
-    grep -E 'pair:|migration failed|negative control' "$err" |
-        head -20 | sed 's/^/# /'
-    [ "$rc" -eq 0 ] || tail -5 "$err" | sed 's/^/# /'
-    rm -f "$err"
-    return $rc
+    lab_torture "pair torture $accel" 900 --pair --accel "$accel" \
+        --migrations "$migrations" --cpus "$cpus" --max-gap 0.5 \
+        --control-seconds 20 "$@"
 }
 
 check "pair torture: nested-kvm, $cpus vCPUs, $migrations migrations between the hosts, nothing lost, duplicated or misdirected, a stop in flight" \

@@ -37,11 +37,35 @@ tap() {
     fi
 }
 
+# relay LABEL FILE: FILE's TAP lines numbered here and named after LABEL,
+# its "# " lines kept as diagnostics; sets relayed to the number of TAP
+# lines.  A SKIP inside the lab is a failure: L1's /dev/kvm must be
+# usable there.
+relay() {
+    local label=$1 file=$2 line status name
+    relayed=0
+    while IFS= read -r line; do
+        if [[ $line =~ ^(not\ ok|ok)\ [0-9]*\ ?-\ (.*)$ ]]; then
+            status=${BASH_REMATCH[1]}
+            name=${BASH_REMATCH[2]}
+            relayed=$((relayed + 1))
+            if [[ $name == *"# SKIP"* ]]; then
+                status="not ok"
+            fi
+            tap "$status" "lab $label: $name"
+        elif [[ $line == "# "* ]]; then
+            echo "# $label: ${line#\# }"
+        else
+            echo "# $label | $line"
+        fi
+    done < "$file"
+}
+
 # lab_kernel K: one L1 boot running in-l1.sh; its TAP lines are numbered
 # here and named after K.  A SKIP inside the lab is a failure: L1's
 # /dev/kvm must be usable there.
 lab_kernel() {
-    local k=$1 out rc start elapsed line status name seen=0
+    local k=$1 out rc start elapsed seen=0
     out=$(mktemp)
     start=$(date +%s)
     "$top/scripts/lab" run --kernel "$k" --smp "$smp" --timeout "$timeout" \
@@ -55,21 +79,8 @@ lab_kernel() {
         return
     fi
     tap ok "lab $k: L1 boots and runs the checks ($elapsed s)"
-    while IFS= read -r line; do
-        if [[ $line =~ ^(not\ ok|ok)\ [0-9]*\ ?-\ (.*)$ ]]; then
-            status=${BASH_REMATCH[1]}
-            name=${BASH_REMATCH[2]}
-            seen=$((seen + 1))
-            if [[ $name == *"# SKIP"* ]]; then
-                status="not ok"
-            fi
-            tap "$status" "lab $k: $name"
-        elif [[ $line == "# "* ]]; then
-            echo "# $k: ${line#\# }"
-        else
-            echo "# $k | $line"
-        fi
-    done < "$out"
+    relay "$k" "$out"
+    seen=$relayed
     # in-l1.sh has 9 checks (3 torture), test_accel.py 8, test_smoke.py 10 per
     # accelerator, test_mirror.py 12, test_compat.py 4,
     # test_event_migration.py 8 and test_states.py 20: fewer means
@@ -82,7 +93,7 @@ lab_kernel() {
 
 # lab_pair A,B: one pair boot running in-pair.sh on host A.
 lab_pair() {
-    local kernels=$1 out rc start elapsed line seen=0
+    local kernels=$1 out rc start elapsed
     out=$(mktemp)
     start=$(date +%s)
     "$top/scripts/lab" pair --kernels "$kernels" --smp "$smp" \
@@ -90,18 +101,9 @@ lab_pair() {
     rc=$?
     elapsed=$(( $(date +%s) - start ))
     sed 's/^/# /' "$out.err"
-    while IFS= read -r line; do
-        if [[ $line =~ ^(not\ ok|ok)\ -\ (.*)$ ]]; then
-            seen=$((seen + 1))
-            tap "${BASH_REMATCH[1]}" "lab pair $kernels: ${BASH_REMATCH[2]}"
-        elif [[ $line == "# "* ]]; then
-            echo "# pair $kernels: ${line#\# }"
-        else
-            echo "# pair $kernels | $line"
-        fi
-    done < "$out"
-    if [ "$seen" -lt 2 ]; then
-        tap "not ok" "lab pair $kernels: both checks reported (got $seen, status $rc after $elapsed s)"
+    relay "pair $kernels" "$out"
+    if [ "$relayed" -lt 2 ]; then
+        tap "not ok" "lab pair $kernels: both checks reported (got $relayed, status $rc after $elapsed s)"
     fi
     rm -f "$out" "$out.err"
 }
