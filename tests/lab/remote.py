@@ -35,12 +35,15 @@ class AgentClient:
     """One connection to the agent; call() raises NkvmError on its
     errors."""
 
-    def __init__(self, host, port, timeout=300.0, progress=None):
+    def __init__(self, host, port, timeout=300.0, progress=None,
+                 source=None):
         # Host B boots after A and starts its agent last: retry until then.
         deadline = time.monotonic() + timeout
         while True:
             try:
-                self.sock = socket.create_connection((host, port), timeout=5)
+                self.sock = socket.create_connection(
+                    (host, port), timeout=5,
+                    source_address=(source, 0) if source else None)
                 break
             except OSError as exc:
                 if time.monotonic() >= deadline:
