@@ -9,6 +9,7 @@
  */
 
 #include "nkvm-guest.h"
+#include "long-mode.inc"
 
 #define MB_MAGIC        0x1badb002
 #define MB_FLAGS        0x00000002      /* bit 1: want memory information */

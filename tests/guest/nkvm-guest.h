@@ -62,40 +62,7 @@
 #define SMP_TRAMPOLINE          0x8000
 #define SMP_MAX_CPUS            8
 
-#ifdef __ASSEMBLER__
-
-/*
- * From 32-bit protected mode to long mode on boot.S's page tables, for
- * the BSP (boot.S) and the APs (smp.S); a far jump to 64-bit code must
- * follow.  Intel SDM Vol. 3A 10.8.5: PAE, CR3, EFER.LME, then CR0.PG.
- */
-.macro enable_long_mode
-    mov %cr4, %eax
-    or $CR4_PAE, %eax
-    mov %eax, %cr4
-    mov $boot_pml4, %eax
-    mov %eax, %cr3
-    mov $MSR_EFER, %ecx
-    rdmsr
-    or $EFER_LME, %eax
-    wrmsr
-    mov %cr0, %eax
-    or $(CR0_PG | CR0_PE), %eax
-    mov %eax, %cr0
-.endm
-
-/* First thing in 64-bit code: reload our GDT and the data segments. */
-.macro enter_long_mode_data
-    lgdt gdt_desc(%rip)
-    mov $GDT_DATA, %eax
-    mov %eax, %ds
-    mov %eax, %es
-    mov %eax, %ss
-    mov %eax, %fs
-    mov %eax, %gs
-.endm
-
-#else
+#ifndef __ASSEMBLER__
 
 #include <stdarg.h>
 #include <stdbool.h>

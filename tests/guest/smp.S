@@ -12,6 +12,7 @@
  */
 
 #include "nkvm-guest.h"
+#include "long-mode.inc"
 
 #define TRAMP(sym)      (SMP_TRAMPOLINE + ((sym) - smp_trampoline))
 
