@@ -436,6 +436,14 @@ class GuestVM:
         """How many file descriptors this QEMU has open."""
         return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
 
+    def threads(self):
+        """This QEMU's thread ids ([] once it is gone)."""
+        try:
+            return sorted(int(t) for t in
+                          os.listdir(f"/proc/{self.proc.pid}/task"))
+        except OSError:
+            return []
+
     # ---- QMP ---------------------------------------------------------
 
     def qmp(self, cmd, **args):

@@ -8,8 +8,9 @@ over the pair's link, so that one test can migrate between two hosts.
 
 One connection at a time, from PEER only (host A's fixed address on the
 link); anything else is closed unanswered.  When a connection ends, the
-agent closes every VM it started for it and waits for the next.  The protocol is JSON lines:
-a request {"op": OP, ...} gets {"return": VALUE} or {"error": TEXT}.
+agent closes every VM it started for it and waits for the next.  The
+protocol is JSON lines: a request {"op": OP, ...} gets {"return": VALUE}
+or {"error": TEXT}.
 
   ping                      -> {"kernel": uname -r, "addr": ADDR,
                                 "series": LAB_KERNEL}
@@ -147,11 +148,7 @@ class Agent:
         return self.vm(req).open_fds()
 
     def op_vm_threads(self, req):
-        pid = self.vm(req).proc.pid
-        try:
-            return sorted(int(t) for t in os.listdir(f"/proc/{pid}/task"))
-        except OSError:
-            return []
+        return self.vm(req).threads()
 
     def op_tracer_open(self, _req):
         if self.tracer is None:

@@ -134,6 +134,9 @@ class RemoteVM(nkvm.GuestVM):
     def open_fds(self):
         return self.agent.call("vm.open_fds", name=self.name)
 
+    def threads(self):
+        return self.agent.call("vm.threads", name=self.name)
+
     def serial_write(self, data):
         self.agent.call("vm.serial_write", name=self.name,
                         data=data.decode("latin-1"))

@@ -57,9 +57,11 @@ import nested_stream as ns  # noqa: E402
 import remote  # noqa: E402
 
 RESULT_RE = r"torture-result (\{.*\})"
-BAD_KEYS = ("lost", "duplicated", "wrong_vector", "wrong_rip",
-            "wrong_error_code", "wrong_cr2", "bad_exitintinfo",
-            "unexpected_exit", "l1_nmi_corrupt")
+# An event delivered more than once or not as injected.
+MISDIRECTED_KEYS = ("duplicated", "wrong_vector", "wrong_rip",
+                    "wrong_error_code", "wrong_cr2", "bad_exitintinfo",
+                    "unexpected_exit")
+BAD_KEYS = ("lost",) + MISDIRECTED_KEYS + ("l1_nmi_corrupt",)
 # The report's totals: BAD_KEYS (also per type) and NMIs L1 never sent.
 RESULT_BAD_KEYS = BAD_KEYS + ("l1_nmi_extra",)
 TRACE_EVENTS = ("kvm_entry", "kvm_exit", "kvm_nested_vmexit",
@@ -76,51 +78,6 @@ FAILURE_KINDS = [(phase, action) for phase in ns.PHASES
 
 def log(msg):
     print(f"torture: {msg}", file=sys.stderr, flush=True)
-
-
-class TortureVM(nkvm.GuestVM):
-    """The test guest with serial input too: the file chardev reads a
-    FIFO that this process holds open, so 'q' can be sent to it."""
-
-    def __init__(self, lab, name, scenario, **kwargs):
-        super().__init__(lab, name, scenario, **kwargs)
-        self.fifo = lab.dir / f"{name}.in"
-        os.mkfifo(self.fifo)
-        # Open read-write: QEMU's blocking open of the read side returns
-        # at once, and QEMU never sees end-of-file.
-        self.fifo_fd = os.open(self.fifo, os.O_RDWR | os.O_NONBLOCK)
-
-    def command_line(self):
-        args = super().command_line()
-        spec = f"file,id=serial0,path={self.serial_path}"
-        args[args.index(spec)] = spec + f",input-path={self.fifo}"
-        return args
-
-    def send(self, data):
-        os.write(self.fifo_fd, data)
-
-    def close(self):
-        super().close()
-        if self.fifo_fd is not None:
-            os.close(self.fifo_fd)
-            self.fifo_fd = None
-
-    def threads(self):
-        try:
-            return sorted(int(t) for t in
-                          os.listdir(f"/proc/{self.proc.pid}/task"))
-        except OSError:
-            return []
-
-
-class RemoteTortureVM(remote.RemoteVM):
-    """The test guest on host B of a pair; 'q' goes over the agent."""
-
-    def send(self, data):
-        self.serial_write(data)
-
-    def threads(self):
-        return self.agent.call("vm.threads", name=self.name)
 
 
 # ---- tracefs ---------------------------------------------------------
@@ -409,13 +366,15 @@ def new_vm(lab, n, args, incoming=None, agent=None, drop=0):
               "extra_args": ["-cpu", cpu_for(args.accel),
                              "-smp", str(args.cpus)] +
               [a for t in args.trace for a in ("-trace", t)]}
+    # serial input: finish_guest() sends the guest its 'q'
     if agent is None:
-        vm = TortureVM(lab, f"vm{n}", scenario, **kwargs)
+        vm = nkvm.GuestVM(lab, f"vm{n}", scenario, serial_input=True,
+                          **kwargs)
         if args.agent is not None:
             # a VM coming from B listens on A's end of the link
             vm.listen_host = args.own_addr
     else:
-        vm = RemoteTortureVM(agent, lab, f"vm{n}", scenario,
+        vm = remote.RemoteVM(agent, lab, f"vm{n}", scenario,
                              serial_input=True, **kwargs)
     lab.vms.append(vm)      # so that the Lab kills it on any exit
     vm.launch()
@@ -428,7 +387,7 @@ def is_remote(vm):
 
 def finish_guest(vm, timeout):
     """Ask the guest to stop, return (result dict or None, status)."""
-    vm.send(b"q")
+    vm.serial_write(b"q")
     m = vm.wait_for_serial_line(RESULT_RE, timeout, fatal=False)
     status = vm.wait_exit(timeout, fatal=False)
     if not m:
