@@ -258,8 +258,10 @@ void __attribute__((noreturn)) guest_main(uint32_t magic, uint32_t mbi);
 #define MSR_APIC_BASE           0x1b
 #define APIC_BASE_EN            (1u << 11)
 #define APIC_BASE_EXTD          (1u << 10)
+#define MSR_X2APIC_ID           0x802
 #define MSR_X2APIC_EOI          0x80b
 #define MSR_X2APIC_SVR          0x80f
+#define MSR_X2APIC_ICR          0x830   /* one 64-bit register */
 #define MSR_X2APIC_LVT_TIMER    0x832
 #define MSR_X2APIC_INIT_COUNT   0x838
 #define MSR_X2APIC_DIV_CONF     0x83e

@@ -11,8 +11,6 @@
 
 #include "svm-lib.h"
 
-#define MSR_X2APIC_ID           0x802
-#define MSR_X2APIC_ICR          0x830
 #define ICR_INIT                0x00004500  /* INIT, level assert */
 #define ICR_STARTUP             0x00004600  /* start-up, level assert */
 #define SPURIOUS_VECTOR         0xff

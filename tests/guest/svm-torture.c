@@ -75,10 +75,7 @@
 
 /* Nested page table entries: user bit required (APM vol. 2, 15.25.5) */
 #define NPT_RWX                 (PTE_P | PTE_W | 0x004)
-#define PTE_PWT                 0x008
-#define PTE_PCD                 0x010
 
-#define MSR_X2APIC_ICR          0x830
 #define ICR_NMI_ASSERT          0x4400  /* delivery mode NMI, level assert */
 
 #define UART_RBR                0
