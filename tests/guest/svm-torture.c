@@ -74,7 +74,7 @@
      ((uint64_t)(w) * POOL_PAGES + (i)) * PAGE_SIZE)
 
 /* Nested page table entries: user bit required (APM vol. 2, 15.25.5) */
-#define NPT_RWX                 (PTE_P | PTE_W | 0x004)
+#define NPT_RWX                 (PTE_P | PTE_W | PTE_U)
 
 #define ICR_NMI_ASSERT          0x4400  /* delivery mode NMI, level assert */
 
