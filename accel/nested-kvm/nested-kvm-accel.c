@@ -35,6 +35,7 @@ static int nested_kvm_init_machine(MachineState *ms)
     NestedMirrorConfig config = {
         .event_migration = s->event_migration,
         .unknown_verdicts = s->unknown_verdicts,
+        .stop_settle_ms = s->stop_settle_ms,
     };
     int ret;
 
@@ -72,32 +73,58 @@ static void nested_kvm_set_event_migration(Object *obj, int value,
     }
 }
 
-static void nested_kvm_get_unknown_verdicts(Object *obj, Visitor *v,
-                                            const char *name, void *opaque,
-                                            Error **errp)
+/* A uint32 option: where it sits in NestedKvmState, and its largest value */
+typedef struct NestedKvmU32Option {
+    size_t offset;
+    uint32_t max;
+} NestedKvmU32Option;
+
+static const NestedKvmU32Option unknown_verdicts_option = {
+    offsetof(NestedKvmState, unknown_verdicts), UINT32_MAX,
+};
+static const NestedKvmU32Option stop_settle_ms_option = {
+    offsetof(NestedKvmState, stop_settle_ms), NESTED_KVM_STOP_SETTLE_MAX_MS,
+};
+
+static uint32_t *nested_kvm_u32_field(Object *obj, void *opaque)
 {
-    uint32_t value = NESTED_KVM_STATE(obj)->unknown_verdicts;
+    const NestedKvmU32Option *opt = opaque;
+
+    return (uint32_t *)((char *)NESTED_KVM_STATE(obj) + opt->offset);
+}
+
+static void nested_kvm_get_u32(Object *obj, Visitor *v, const char *name,
+                               void *opaque, Error **errp)
+{
+    uint32_t value = *nested_kvm_u32_field(obj, opaque);
 
     visit_type_uint32(v, name, &value, errp);
 }
 
-static void nested_kvm_set_unknown_verdicts(Object *obj, Visitor *v,
-                                            const char *name, void *opaque,
-                                            Error **errp)
+static void nested_kvm_set_u32(Object *obj, Visitor *v, const char *name,
+                               void *opaque, Error **errp)
 {
-    NestedKvmState *s = NESTED_KVM_STATE(obj);
+    const NestedKvmU32Option *opt = opaque;
     uint32_t value;
 
-    if (nested_kvm_check_settable(s, name, errp) &&
-        visit_type_uint32(v, name, &value, errp)) {
-        s->unknown_verdicts = value;
+    if (!nested_kvm_check_settable(NESTED_KVM_STATE(obj), name, errp) ||
+        !visit_type_uint32(v, name, &value, errp)) {
+        return;
     }
+    if (value > opt->max) {
+        error_setg(errp, "nested-kvm: %s=%" PRIu32 " is more than %" PRIu32,
+                   name, value, opt->max);
+        return;
+    }
+    *nested_kvm_u32_field(obj, opaque) = value;
 }
 
 static void nested_kvm_accel_instance_init(Object *obj)
 {
-    NESTED_KVM_STATE(obj)->event_migration =
-        NESTED_KVM_EVENT_MIGRATION_STRICT;
+    NestedKvmState *s = NESTED_KVM_STATE(obj);
+
+    s->event_migration = NESTED_KVM_EVENT_MIGRATION_STRICT;
+    s->stop_settle_ms = NESTED_KVM_STOP_SETTLE_DEFAULT_MS;
 }
 
 static void nested_kvm_accel_class_init(ObjectClass *oc, void *data)
@@ -120,11 +147,18 @@ static void nested_kvm_accel_class_init(ObjectClass *oc, void *data)
         "is injecting into L2; best-effort: warn and migrate as stock "
         "QEMU does");
     object_class_property_add(oc, "x-unknown-verdicts", "uint32",
-                              nested_kvm_get_unknown_verdicts,
-                              nested_kvm_set_unknown_verdicts, NULL, NULL);
+                              nested_kvm_get_u32, nested_kvm_set_u32, NULL,
+                              (void *)&unknown_verdicts_option);
     object_class_property_set_description(oc, "x-unknown-verdicts",
         "for tests: call the in-flight observer's first N verdicts "
         "unknown");
+    object_class_property_add(oc, "stop-settle-ms", "uint32",
+                              nested_kvm_get_u32, nested_kvm_set_u32, NULL,
+                              (void *)&stop_settle_ms_option);
+    object_class_property_set_description(oc, "stop-settle-ms",
+        "how long a stop of the running VM (pause, savevm) may let a vCPU "
+        "inside L1's event delivery run on, so that a later save can tell "
+        "whether that event is in flight; 0: not at all");
 }
 
 static const TypeInfo nested_kvm_accel_type = {
@@ -136,14 +170,23 @@ static const TypeInfo nested_kvm_accel_type = {
     .class_init = nested_kvm_accel_class_init,
 };
 
+static void nested_kvm_accel_ops_class_init(ObjectClass *oc, void *data)
+{
+    AccelOpsClass *ops = ACCEL_OPS_CLASS(oc);
+
+    ops->prepare_vm_stop = nested_mirror_prepare_stop;
+}
+
 /*
  * accel_init_ops_interfaces() looks the ops class up by the accelerator's
  * type name, so nested-kvm needs its own; it inherits every KVM vCPU
- * thread and state-synchronisation hook unchanged.
+ * thread and state-synchronisation hook unchanged, and adds one for
+ * stops.
  */
 static const TypeInfo nested_kvm_accel_ops_type = {
     .name = ACCEL_OPS_NAME("nested-kvm"),
     .parent = ACCEL_OPS_NAME("kvm"),
+    .class_init = nested_kvm_accel_ops_class_init,
     .abstract = true,
 };
 

@@ -24,6 +24,17 @@ struct NestedKvmState {
     NestedKvmEventMigration event_migration;
     /* Tests only: the observer's first N verdicts in guest mode fail */
     uint32_t unknown_verdicts;
+    /* How long a stop lets a vCPU finish L1's event delivery */
+    uint32_t stop_settle_ms;
 };
+
+/*
+ * In the lab (TCG below L1's KVM, far slower than hardware) the torture
+ * guest's vCPUs crossed a chain boundary within 6 ms of a stop, most
+ * within 0.1 ms (docs/hidden-window.rst).  A stop waits only for vCPUs
+ * in guest mode that have not crossed one, and only until they do.
+ */
+#define NESTED_KVM_STOP_SETTLE_DEFAULT_MS 100
+#define NESTED_KVM_STOP_SETTLE_MAX_MS 10000
 
 #endif

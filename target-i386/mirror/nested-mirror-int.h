@@ -67,7 +67,7 @@ typedef struct NestedMirror {
     bool prime_rip;
     /* vmcb12.control.next_rip at the last get (SVM guest mode) */
     uint64_t svm_next_rip;
-    /* Armed while a migration runs (nested-mirror-migration.c) */
+    /* Armed around a migration or a stop (nested-mirror-migration.c) */
     NestedObserver *observer;
     NestedWindow window;        /* its verdict at the last get */
     bool warned;                /* best-effort warning given, this run */
@@ -96,6 +96,11 @@ void nested_mirror_caps(X86CPU *cpu, NestedRestoreCaps *caps);
 
 /* nested-mirror-migration.c */
 void nested_mirror_migration_init(const NestedMirrorConfig *config);
+/*
+ * Whether saving this vCPU must fail: in guest mode with no observer, so
+ * that nothing can tell whether L1's event is in flight, and strict.
+ */
+bool nested_mirror_unobserved(NestedMirror *m);
 /*
  * Fold the observer's verdict into m->model, in guest mode during a
  * migration.  Fails only when the verdict leaves the model unsure and

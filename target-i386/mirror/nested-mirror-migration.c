@@ -1,18 +1,21 @@
 /*
- * nested-kvm: the mirror during a migration
+ * nested-kvm: the mirror while a VM leaves its host
  *
- * From migration setup until the migration ends, every vCPU has an
- * observer (nested-observer.c) recording KVM's nested tracepoints, so
- * that an event L1 is still injecting into L2 at the final stop can be
- * put back into the model with its origin (docs/hidden-window.rst).
- * Outside a migration nothing is armed, and KVM_RUN costs what it costs
+ * An observer per vCPU (nested-observer.c) records KVM's nested
+ * tracepoints, so that an event L1 is still injecting into L2 when the
+ * vCPU state is saved can be put back into the model with its origin
+ * (docs/hidden-window.rst).  Observers are armed at a migration's setup,
+ * or at a stop of the running VM (a pause, savevm), and disarmed when the
+ * migration ends with the VM running, or when a stopped VM runs again:
+ * the records stay exact for as long as the vCPUs do not run unwatched.
+ * Outside those times nothing is armed, and KVM_RUN costs what it costs
  * under -accel kvm.
  *
  * The policy lives here: with event-migration=strict a migration that
  * cannot be observed fails at setup, while the source still runs, and
  * one whose records do not decide fails when the vCPU state is saved
- * (the source then runs on).  best-effort warns and migrates as stock
- * QEMU would.
+ * (the source then runs on); a savevm fails the same way.  best-effort
+ * warns and saves as stock QEMU would.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -20,14 +23,29 @@
 #include "qemu/osdep.h"
 #include "qemu/error-report.h"
 #include "qapi/error.h"
+#include "qemu/timer.h"
 #include "migration/misc.h"
+#include "system/runstate.h"
 #include "hw/core/cpu.h"
 #include "cpu.h"
 #include "nested-mirror-int.h"
 #include "trace.h"
 
+/* Why the observers are armed; the records are exact for that long */
+typedef enum ObserverUse {
+    OBSERVERS_OFF,
+    OBSERVERS_STOPPED,          /* armed at a stop; the VM has not run since */
+    OBSERVERS_MIGRATING,        /* armed for a migration, until it ends */
+} ObserverUse;
+
 static NestedMirrorConfig mirror_config;
 static NotifierWithReturn migration_notifier;
+static VMChangeStateEntry *vm_state_entry;
+static ObserverUse observer_use;
+/* The migration's observers were armed at a stop and hold its records */
+static bool migrating_since_stop;
+/* In prepare_stop, whose syncs only ask whether a vCPU is in guest mode */
+static bool stop_probing;
 
 static bool best_effort(void)
 {
@@ -46,6 +64,7 @@ static void observers_disarm(void)
             g_clear_pointer(&m->observer, nested_observer_free);
         }
     }
+    observer_use = OBSERVERS_OFF;
     trace_nested_mirror_observers_disarm();
 }
 
@@ -92,6 +111,12 @@ static int migration_setup(Error **errp)
 {
     Error *local = NULL;
 
+    migrating_since_stop = observer_use == OBSERVERS_STOPPED;
+    if (migrating_since_stop) {
+        /* Paused since the stop that armed them: nothing ran unwatched. */
+        observer_use = OBSERVERS_MIGRATING;
+        return 0;
+    }
     switch (guest_vendor()) {
     case NESTED_VENDOR_NONE:
         return 0;
@@ -101,6 +126,7 @@ static int migration_setup(Error **errp)
         break;
     default:
         if (observers_arm(&local)) {
+            observer_use = OBSERVERS_MIGRATING;
             return 0;
         }
     }
@@ -121,14 +147,103 @@ static int migration_notify(NotifierWithReturn *n, MigrationEvent *e,
     if (e->type == MIG_EVENT_PRECOPY_SETUP) {
         return migration_setup(errp);
     }
-    observers_disarm();
+    if (observer_use != OBSERVERS_MIGRATING) {
+        return 0;
+    }
+    /*
+     * A VM that stays stopped keeps the records of the stop that paused
+     * it, for a later save.  Observers armed on a VM that was already
+     * stopped recorded nothing.
+     */
+    if (runstate_is_running() || !migrating_since_stop) {
+        observers_disarm();
+    } else {
+        observer_use = OBSERVERS_STOPPED;
+    }
     return 0;
+}
+
+static void vm_state_changed(void *opaque, bool running, RunState state)
+{
+    if (running && observer_use == OBSERVERS_STOPPED) {
+        observers_disarm();
+    }
+}
+
+/* Whether any vCPU in guest mode has not crossed a chain boundary yet */
+static bool stop_unsettled(void)
+{
+    CPUState *cs;
+
+    CPU_FOREACH(cs) {
+        NestedMirror *m = X86_CPU(cs)->env.nested_mirror;
+
+        if (m->model.guest_mode &&
+            !nested_observer_crossed_boundary(m->observer)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/*
+ * Records exist only from arming on, so a vCPU inside L1's delivery
+ * chain when the observers are armed could not be judged at a save.
+ * Each vCPU in guest mode runs on until it crosses a chain boundary, for
+ * at most stop-settle-ms; one that does not is judged from what there
+ * is, and strict refuses to save it if that does not decide.
+ */
+void nested_mirror_prepare_stop(RunState state)
+{
+    Error *local = NULL;
+    int64_t start, deadline;
+    CPUState *cs;
+
+    /* Shutdown saves nothing; a migration armed at its own setup. */
+    if (!mirror_config.stop_settle_ms || observer_use != OBSERVERS_OFF ||
+        state == RUN_STATE_SHUTDOWN || state == RUN_STATE_FINISH_MIGRATE ||
+        guest_vendor() != NESTED_VENDOR_SVM) {
+        return;
+    }
+    if (!observers_arm(&local)) {
+        /* Not an error yet: a later save reports it, if there is one. */
+        trace_nested_mirror_stop_unobserved(error_get_pretty(local));
+        error_free(local);
+        return;
+    }
+    observer_use = OBSERVERS_STOPPED;
+    /* Each vCPU's guest mode, from a sync that its thread runs */
+    stop_probing = true;
+    CPU_FOREACH(cs) {
+        cpu_synchronize_state(cs);
+    }
+    stop_probing = false;
+    start = qemu_clock_get_us(QEMU_CLOCK_REALTIME);
+    deadline = start + mirror_config.stop_settle_ms * 1000LL;
+    while (stop_unsettled() &&
+           qemu_clock_get_us(QEMU_CLOCK_REALTIME) < deadline) {
+        g_usleep(100);
+    }
+    trace_nested_mirror_stop_settled(RunState_str(state), !stop_unsettled(),
+        qemu_clock_get_us(QEMU_CLOCK_REALTIME) - start);
+}
+
+/*
+ * A save of a vCPU in guest mode with no observer (the stop that preceded
+ * it did not arm one, or VMX) cannot tell whether L1's event is in
+ * flight.
+ */
+bool nested_mirror_unobserved(NestedMirror *m)
+{
+    return m->model.guest_mode && !m->observer && !best_effort();
 }
 
 void nested_mirror_migration_init(const NestedMirrorConfig *config)
 {
     mirror_config = *config;
     migration_add_notifier(&migration_notifier, migration_notify);
+    vm_state_entry = qemu_add_vm_change_state_handler(vm_state_changed,
+                                                      NULL);
 }
 
 /* x-unknown-verdicts: spoil the next verdict on purpose, for tests */
@@ -151,7 +266,7 @@ bool nested_mirror_observe(X86CPU *cpu, NestedMirror *m, GError **errp)
     g_autoptr(GError) err = NULL;
 
     /* Outside guest mode nothing of L1's can be in flight. */
-    if (!m->observer || !m->model.guest_mode) {
+    if (!m->observer || !m->model.guest_mode || stop_probing) {
         return true;
     }
     nested_observer_judge(m->observer, &m->window);

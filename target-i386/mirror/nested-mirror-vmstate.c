@@ -110,7 +110,8 @@ static bool nested_events_needed(void *opaque)
         return false;
     }
     /* An unmirrored vCPU must reach pre_save, which fails the migration. */
-    needed = m->error || nested_event_beyond_stock(&m->model);
+    needed = m->error || nested_event_beyond_stock(&m->model) ||
+             nested_mirror_unobserved(m);
     trace_nested_mirror_vmstate_needed(CPU(cpu)->cpu_index, needed);
     return needed;
 }
@@ -125,6 +126,15 @@ static int nested_events_pre_save(void *opaque)
         error_report("nested-kvm: vCPU %d: cannot migrate in-flight event "
                      "state: %s", CPU(cpu)->cpu_index, m->error);
         trace_nested_mirror_vmstate_refused(CPU(cpu)->cpu_index, m->error);
+        return -EINVAL;
+    }
+    if (nested_mirror_unobserved(m)) {
+        error_report("nested-kvm: vCPU %d: guest_mode=1 and nothing "
+                     "watched its nested entries and exits, so nothing "
+                     "tells whether an event L1 is injecting into L2 is in "
+                     "flight; event-migration=strict refuses to save it "
+                     "(stop-settle-ms=0, or the observer could not be "
+                     "armed at the stop)", CPU(cpu)->cpu_index);
         return -EINVAL;
     }
     problems = nested_event_check(&m->model);

@@ -303,7 +303,14 @@ int nested_mirror_push(X86CPU *cpu, int level, Error **errp)
     const NestedRestorePlan *plan;
     int ret;
 
-    if (!m || !m->restore_pending || level < KVM_PUT_FULL_STATE) {
+    if (!m || level == KVM_PUT_RUNTIME_STATE) {
+        return 0;
+    }
+    /* A reset or a load replaced the state that the records describe. */
+    if (m->observer) {
+        nested_observer_forget(m->observer);
+    }
+    if (!m->restore_pending || level < KVM_PUT_FULL_STATE) {
         return 0;
     }
     plan = &m->plan;

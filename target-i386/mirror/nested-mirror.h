@@ -13,6 +13,7 @@
 
 #include "migration/vmstate.h"
 #include "qapi/qapi-types-nested-kvm-target.h"
+#include "qapi/qapi-types-run-state.h"
 
 struct kvm_vcpu_events;
 struct kvm_nested_state;
@@ -20,6 +21,7 @@ struct kvm_nested_state;
 typedef struct NestedMirrorConfig {
     NestedKvmEventMigration event_migration;
     uint32_t unknown_verdicts;  /* tests: force the first N verdicts */
+    uint32_t stop_settle_ms;    /* 0: a stop arms no observer */
 } NestedMirrorConfig;
 
 /* -accel nested-kvm, once KVM is up: mirror every vCPU created next. */
@@ -38,6 +40,12 @@ int nested_mirror_push(X86CPU *cpu, int level, Error **errp);
 struct kvm_nested_state *nested_mirror_prime_state(X86CPU *cpu);
 void nested_mirror_put_events(X86CPU *cpu, struct kvm_vcpu_events *events);
 bool nested_mirror_keep_events(X86CPU *cpu, int level);
+
+/*
+ * The accelerator's prepare_vm_stop: a running VM is about to stop with
+ * state, so that a save may follow.
+ */
+void nested_mirror_prepare_stop(RunState state);
 
 /* The "cpu/nested-events" subsection of vmstate_x86_cpu. */
 extern const VMStateDescription vmstate_nested_events;

@@ -37,6 +37,8 @@ struct NestedObserver {
     int fd[NESTED_TRACE__MAX];
     void *ring;
     size_t ring_len;
+    /* data_head when the records began to count (nested_observer_forget) */
+    uint64_t start;
     NestedTraceFormat format;
 };
 
@@ -181,7 +183,8 @@ static void ring_copy(const uint8_t *data, uint64_t size, uint64_t pos,
 
 /*
  * A backward ring grows toward lower stream positions: data_head is the
- * newest record, and -data_head bytes were written in all.
+ * newest record, and start - data_head bytes were written since the
+ * records began to count.
  */
 static size_t observer_read(NestedObserver *o, NestedTraceRecord *recs,
                             bool *complete, GError **errp)
@@ -190,7 +193,7 @@ static size_t observer_read(NestedObserver *o, NestedTraceRecord *recs,
     const uint8_t *data = (const uint8_t *)o->ring + pg->data_offset;
     uint64_t size = pg->data_size;
     uint64_t head = qatomic_load_acquire(&pg->data_head);
-    uint64_t written = -head;
+    uint64_t written = o->start - head;
     uint64_t pos = head, end = head + MIN(size, written);
     size_t n = 0;
 
@@ -222,6 +225,33 @@ static size_t observer_read(NestedObserver *o, NestedTraceRecord *recs,
         pos += hdr.size;
     }
     return n;
+}
+
+void nested_observer_forget(NestedObserver *o)
+{
+    const struct perf_event_mmap_page *pg = o->ring;
+
+    o->start = qatomic_load_acquire(&pg->data_head);
+}
+
+/*
+ * Counted, not read from the ring: the ring may only be read while the
+ * vCPU is stopped, but an event's count can be read at any time.
+ */
+static uint64_t observer_count(NestedObserver *o, NestedTraceKind kind)
+{
+    uint64_t count;
+
+    if (read(o->fd[kind], &count, sizeof(count)) != sizeof(count)) {
+        return 0;
+    }
+    return count;
+}
+
+bool nested_observer_crossed_boundary(NestedObserver *o)
+{
+    return observer_count(o, NESTED_TRACE_VMENTER) ||
+           observer_count(o, NESTED_TRACE_VMEXIT_INJECT);
 }
 
 void nested_observer_judge(NestedObserver *o, NestedWindow *w)

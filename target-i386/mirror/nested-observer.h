@@ -29,6 +29,21 @@ NestedObserver *nested_observer_new(const NestedTraceFormat *fmt, int tid,
 void nested_observer_free(NestedObserver *o);
 
 /*
+ * Whether the thread crossed a boundary of L1's delivery chains since the
+ * observer was created: an L1 VMRUN or an exit reflected to L1.  From
+ * then on every chain is recorded from its start, so that a stop can be
+ * judged.  Safe while the thread runs.
+ */
+bool nested_observer_crossed_boundary(NestedObserver *o);
+
+/*
+ * Void the records so far: the vCPU's state was replaced (a load or a
+ * reset) and they no longer describe it.  Call it only while the vCPU
+ * is stopped.
+ */
+void nested_observer_forget(NestedObserver *o);
+
+/*
  * Judge the records so far (nested-window.c).  Call it only while the
  * vCPU is stopped: its thread writes the ring while it runs.
  */

@@ -600,7 +600,8 @@ def wait_incoming_done(dst, deadline, poll_interval=0.02):
         time.sleep(poll_interval)
 
 
-def migrate(src, dst, timeout=60.0, poll_interval=0.05, progress=None):
+def migrate(src, dst, timeout=60.0, poll_interval=0.05, progress=None,
+            started=None):
     """Live-migrate src to dst over TCP (loopback, or the link of a lab
     pair: dst.listen_host) and return the source's final query-migrate
     result.
@@ -608,7 +609,8 @@ def migrate(src, dst, timeout=60.0, poll_interval=0.05, progress=None):
     dst must have been launched with incoming="defer".  The destination
     listens on port 0 (the kernel picks a free port, no race) and the
     real port is read back from its query-migrate.  progress, if given,
-    is called with each new (status, transferred bytes) of the source.
+    is called with each new (status, transferred bytes) of the source;
+    started, if given, with src once the migration has been started.
     """
     host = dst.listen_host
     dst.qmp("migrate-incoming", uri=f"tcp:{host}:0")
@@ -623,6 +625,8 @@ def migrate(src, dst, timeout=60.0, poll_interval=0.05, progress=None):
     if progress:
         progress(f"destination listening on {uri}")
     src.qmp("migrate", uri=uri)
+    if started:
+        started(src)
 
     deadline = time.monotonic() + timeout
     last = None
@@ -659,16 +663,16 @@ def open_fds(vm):
     return vm.open_fds()
 
 
-def source_idle(vm, idle_fds, has_model, timeout=10.0):
+def source_idle(vm, idle_fds, has_model, timeout=10.0, state="running"):
     """Why VM, the source of a migration that failed, is not back to its
-    idle state (running, no more than IDLE_FDS open, and with HAS_MODEL
-    no restore plan pending), or None.  The migration's clean-up is asynchronous,
-    so this waits up to TIMEOUT for it."""
+    idle state (in run state STATE, no more than IDLE_FDS open, and with
+    HAS_MODEL no restore plan pending), or None.  The migration's clean-up
+    is asynchronous, so this waits up to TIMEOUT for it."""
     deadline = time.monotonic() + timeout
     while True:
         why = []
         run = vm.qmp("query-status")["status"]
-        if run != "running":
+        if run != state:
             why.append(f"source {run}")
         fds = open_fds(vm)
         if fds > idle_fds:

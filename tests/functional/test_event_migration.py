@@ -52,6 +52,10 @@ def test_bad_value():
     refused("x-unknown-verdicts=-1",
             "x-unknown-verdicts",
             "x-unknown-verdicts=-1 is refused, naming the option")
+    refused("stop-settle-ms=10001",
+            "stop-settle-ms=10001 is more than 10000",
+            "stop-settle-ms=10001 is refused, naming the value and the "
+            "limit")
 
 
 def lab_ready():

@@ -148,3 +148,33 @@ strict_migrations=$((torture_migrations > 20 ? torture_migrations : 20))
 check "torture: nested-kvm strict refusals at the final stop leave the source running, nothing lost" \
     torture nested-kvm --expect-clean --unknown-verdicts 1 \
     --migrations "$strict_migrations"
+
+# Every way a VM leaves a host (docs/hidden-window.rst): postcopy
+# (switched over as soon as the migration runs), multifd, a VM paused
+# before its migration (as libvirt's save and offline migration do), and
+# internal snapshots (stop, snapshot-save, cont; later stop,
+# snapshot-load, cont, as libvirt's do), each with a 2-vCPU guest
+# hypervisor: nothing lost, at least one stop in flight (20 rounds; 10
+# and 8 of 12 stops landed in flight for paused and savevm on 6.12).
+for mode in postcopy multifd paused savevm; do
+    check "torture: nested-kvm, $mode, 2 vCPUs, 20 times, nothing lost, duplicated or misdirected, a stop in flight" \
+        lab_torture "torture $mode" 600 --accel nested-kvm --mode "$mode" \
+        --cpus 2 --migrations 20 --max-gap 0.5 --control-seconds 0 \
+        --expect-clean
+done
+# The control for the paused case: without stop-settle-ms the observers
+# are armed only by the migration, on a VM that no longer runs, and
+# strict mode must refuse every stop in guest mode and leave the source
+# paused and idle.
+check "torture: nested-kvm, paused with stop-settle-ms=0, strict refuses, the source stays paused and idle" \
+    lab_torture "torture paused, no settle" 600 --accel nested-kvm \
+    --mode paused --cpus 2 --migrations 4 --max-gap 0.5 \
+    --control-seconds 0 --stop-settle-ms 0 --expect-refusals \
+    --min-in-flight 0
+# And for savevm: a stop that arms nothing leaves the vCPUs in guest mode
+# unobserved, which strict mode must refuse to save rather than lose.
+check "torture: nested-kvm, savevm with stop-settle-ms=0, strict refuses, the VM runs on, idle" \
+    lab_torture "torture savevm, no settle" 600 --accel nested-kvm \
+    --mode savevm --cpus 2 --migrations 4 --max-gap 0.5 \
+    --control-seconds 0 --stop-settle-ms 0 --expect-refusals \
+    --min-in-flight 0

@@ -25,6 +25,14 @@ and count what got lost.  Meant for the lab (docs/lab.rst), where
    to the other host over the pair's link: A to B, B to A, and so on,
    through B's lab-agent.py; a migration from B is traced by B's agent,
    on B's KVM.
+   --mode chooses how the VM leaves its host (docs/hidden-window.rst,
+   "Every way a VM leaves a host"): precopy (the default), multifd,
+   postcopy (switched to postcopy as soon as the migration runs),
+   paused (the source is stopped before the migration, as libvirt's
+   save and offline migration do; the destination is resumed after
+   it), or savevm (no second QEMU: stop, snapshot-save, cont, a random
+   sleep, stop, snapshot-load, cont, into a qcow2 node that QMP creates,
+   as libvirt's internal snapshots do).
 2. Control run: the same guest for as long (or --control-seconds), no
    migration.  It proves that the KVM below delivers correctly.
 
@@ -71,6 +79,10 @@ TRACE_EVENTS = ("kvm_entry", "kvm_exit", "kvm_nested_vmexit",
 EXITINTINFO_FIELDS = ("exit_int_info", "intr_info", "exit_intr_info")
 INSTANCE = "nkvm-torture"
 FORCED_UNKNOWN = "verdict forced unknown (x-unknown-verdicts)"
+# What strict mode says when it refuses to save a vCPU it cannot judge
+STRICT_REFUSALS = ("cannot tell whether L1's event is in flight",
+                   "nothing watched its nested entries and exits")
+MODES = ("precopy", "multifd", "postcopy", "paused", "savevm")
 # --fail-every breaks migrations on purpose, each of these in turn.
 FAILURE_KINDS = [(phase, action) for phase in ns.PHASES
                  for action in ns.ACTIONS] + [("refused", None)]
@@ -362,6 +374,8 @@ def new_vm(lab, n, args, incoming=None, agent=None, drop=0):
     accel = args.accel
     if args.unknown_verdicts:
         accel += f",x-unknown-verdicts={args.unknown_verdicts}"
+    if args.stop_settle_ms is not None:
+        accel += f",stop-settle-ms={args.stop_settle_ms}"
     kwargs = {"accel": accel, "memory_mb": 32, "incoming": incoming,
               "extra_args": ["-cpu", cpu_for(args.accel),
                              "-smp", str(args.cpus)] +
@@ -429,6 +443,116 @@ def wait_started(vm, timeout):
     vm.wait_for_serial_line(r"torture: start", timeout)
 
 
+def strict_refusals(vm):
+    """The lines in which VM's QEMU said that strict mode refused a save."""
+    return [ln for ln in vm.stderr_log().splitlines()
+            if any(s in ln for s in STRICT_REFUSALS)]
+
+
+def set_mode(args, vm):
+    """The migration capabilities of --mode, on either end."""
+    caps = {"multifd": "multifd", "postcopy": "postcopy-ram"}
+    if args.mode in caps:
+        vm.qmp("migrate-set-capabilities", capabilities=[
+            {"capability": caps[args.mode], "state": True}])
+    if args.mode == "multifd":
+        vm.qmp("migrate-set-parameters", **{"multifd-channels": 2})
+
+
+def start_postcopy(vm):
+    """Switch an active migration to postcopy at once: the source stops
+    with the guest wherever it is, as in precopy's final stop."""
+    vm.qmp("migrate-start-postcopy")
+
+
+def run_job(vm, command, timeout, **args):
+    """Run a QMP job command to its end; return its error or None."""
+    job = f"{command}-{time.monotonic_ns()}"
+    vm.qmp(command, **{"job-id": job}, **args)
+    deadline = time.monotonic() + timeout
+    while True:
+        jobs = [j for j in vm.qmp("query-jobs") if j["id"] == job]
+        if jobs and jobs[0]["status"] == "concluded":
+            vm.qmp("job-dismiss", id=job)
+            return jobs[0].get("error")
+        if time.monotonic() >= deadline:
+            raise nkvm.NkvmError(f"{command} did not end within {timeout} s")
+        time.sleep(0.02)
+
+
+def snapshot_node(vm, timeout):
+    """A qcow2 node named "snap" for internal snapshots, made through QMP
+    (the lab has no qemu-img)."""
+    path = str(vm.lab.dir / f"{vm.name}-snap.qcow2")
+    err = run_job(vm, "blockdev-create", timeout,
+                  options={"driver": "file", "filename": path, "size": 0})
+    if err:
+        raise nkvm.NkvmError(f"blockdev-create file: {err}")
+    vm.qmp("blockdev-add", driver="file", filename=path,
+           **{"node-name": "snap-file"})
+    err = run_job(vm, "blockdev-create", timeout,
+                  options={"driver": "qcow2", "file": "snap-file",
+                           "size": 1 << 20})
+    if err:
+        raise nkvm.NkvmError(f"blockdev-create qcow2: {err}")
+    vm.qmp("blockdev-add", driver="qcow2", file="snap-file",
+           **{"node-name": "snap"})
+
+
+def snapshot_job(vm, command, timeout, tag):
+    """snapshot-save, -load or -delete of TAG on the "snap" node."""
+    args = {"tag": tag, "devices": ["snap"]}
+    if command != "snapshot-delete":
+        args["vmstate"] = "snap"
+    return run_job(vm, command, timeout, **args)
+
+
+def snapshot_loop(args, tracer, stats, start, lab):
+    """--mode savevm: save the running guest hypervisor, let it run on,
+    go back to the snapshot; the guest's own counts, rewound with it,
+    must show every event that was in flight at the save delivered."""
+    vm = new_vm(lab, 0, args, drop=args.drop)
+    wait_started(vm, args.timeout)
+    snapshot_node(vm, args.timeout)
+    i = 0
+    while i < args.migrations:
+        time.sleep(random.uniform(args.min_gap, args.max_gap))
+        tracer.start(vm.threads())
+        refusals = len(strict_refusals(vm))
+        idle = nkvm.open_fds(vm)
+        vm.qmp("stop")
+        err = snapshot_job(vm, "snapshot-save", args.timeout, f"t{i}")
+        if err:
+            why = strict_refusals(vm)[refusals:]
+            record_failure(args, vm, stats, "snapshot-save",
+                           " | ".join(why[-1:] + [err]), bool(why))
+            vm.qmp("cont")
+            bad = nkvm.source_idle(vm, idle, args.accel == "nested-kvm")
+            if why and bad:
+                stats["strict_refusals_bad"] += 1
+                log(f"strict refusal: {bad}")
+            if args.expect_refusals:
+                i += 1
+            continue
+        note = count_stop(tracer, stats)
+        vm.qmp("cont")
+        time.sleep(random.uniform(args.min_gap, args.max_gap))
+        vm.qmp("stop")
+        err = snapshot_job(vm, "snapshot-load", args.timeout, f"t{i}")
+        if err:
+            raise nkvm.NkvmError(f"snapshot-load t{i}: {err}")
+        vm.qmp("cont")
+        err = snapshot_job(vm, "snapshot-delete", args.timeout, f"t{i}")
+        if err:
+            raise nkvm.NkvmError(f"snapshot-delete t{i}: {err}")
+        i += 1
+        stats["migrations"] += 1
+        log_progress(args, stats, start, i, note)
+    result, status = finish_guest(vm, args.timeout)
+    stats["seconds"] = round(time.monotonic() - start, 1)
+    return stats, result, status
+
+
 def migration_run(args, tracer):
     stats = {"migrations": 0, "migrations_failed": 0, "stops_in_flight": 0,
              "migrations_a_to_b": 0, "migrations_b_to_a": 0,
@@ -439,9 +563,10 @@ def migration_run(args, tracer):
              "induced_failures_bad": 0, "strict_refusals": 0,
              "strict_refusals_bad": 0}
     start = time.monotonic()
+    loop = snapshot_loop if args.mode == "savevm" else migration_loop
     with nkvm.Lab(prefix="nkvm-torture-") as lab:
         try:
-            return migration_loop(args, tracer, stats, start, lab)
+            return loop(args, tracer, stats, start, lab)
         except nkvm.NkvmError:
             # say which QEMU died and why, and keep every log
             for vm in lab.vms:
@@ -459,6 +584,46 @@ def migration_run(args, tracer):
                         list(lab.dir.glob("*.stderr")):
                     Path(args.keep_dir, f"{args.accel}-{f.name}") \
                         .write_bytes(f.read_bytes())
+
+
+def record_failure(args, src, stats, status, reason, refused):
+    """Count a failed migration or save of SRC; refused: strict mode
+    refused it.  A refusal must leave the source as a broken migration
+    does: running (after the cont that follows), idle."""
+    stats["migrations_failed"] += 1
+    log(f"{args.mode} failed ({status}): {reason}")
+    stats["failures"].append({"status": status, "reason": reason,
+                              "strict_refusal": refused})
+    if refused:
+        stats["strict_refusals"] += 1
+    if stats["migrations_failed"] > max(10, args.migrations):
+        raise nkvm.NkvmError("too many failed migrations")
+
+
+def count_stop(tracer, stats):
+    """Judge the source's stop from its trace; a note for the log."""
+    res = tracer.analyse()
+    if res is None:
+        return ""
+    in_flight, seen, windows = res
+    stats["stops_in_flight"] += min(in_flight, 1)
+    for how, eii in tracer.in_flight_events:
+        stats[f"stops_in_flight_{how}"] += 1
+        kind = event_kind(eii)
+        by_type = stats["stops_in_flight_by_type"]
+        by_type[kind] = by_type.get(kind, 0) + 1
+    stats["stops_traced"] += 1 if seen else 0
+    stats["windows_seen"] += windows
+    how = tracer.in_flight_events[0][0] if in_flight else "no"
+    return f" in_flight={how} windows={windows}"
+
+
+def log_progress(args, stats, start, i, note):
+    elapsed = time.monotonic() - start
+    log(f"{args.mode} {i}/{args.migrations}{note} "
+        f"stops_in_flight={stats['stops_in_flight']} "
+        f"elapsed={elapsed:.0f}s rate={60 * i / elapsed:.1f}/min "
+        f"left={elapsed * (args.migrations - i) / i:.0f}s")
 
 
 def migration_loop(args, tracer, stats, start, lab):
@@ -480,75 +645,66 @@ def migration_loop(args, tracer, stats, start, lab):
             induced_failure(lab, src, n, args, stats)
         src.qmp("migrate-set-parameters", **{"max-bandwidth":
                                              10 << 30})
+        set_mode(args, src)
+        set_mode(args, dst)
         src_tracer = args.tracer_b if is_remote(src) else tracer
         src_tracer.start(src.threads())
+        if args.mode == "paused":
+            src.qmp("stop")
+        # paused: with the observers that the stop armed
         idle = nkvm.open_fds(src)
+        refusals = len(strict_refusals(src))
         try:
-            info = nkvm.migrate(src, dst, timeout=args.timeout)
+            info = nkvm.migrate(src, dst, timeout=args.timeout,
+                                started=(start_postcopy
+                                         if args.mode == "postcopy"
+                                         else None))
         except nkvm.NkvmError as exc:
             info = {"status": f"error: {exc}"}
         if info.get("status") != "completed" or dst.poll() is not None:
             # The migration failed (a destination that refuses the
             # stream, e.g. TCG in L2): the source must go on.
-            stats["migrations_failed"] += 1
             err = [ln for ln in dst.stderr_log().splitlines()
                    if ln.strip() and "warning:" not in ln][-3:]
-            reason = " | ".join([info.get("error-desc", "")] + err).strip(
-                " |") or "no reason given"
-            log(f"migration failed ({info.get('status')}): {reason}")
+            refusal = strict_refusals(src)[refusals:]
+            reason = " | ".join(refusal[-1:] + [info.get("error-desc", "")] +
+                                err).strip(" |") or "no reason given"
             dst.close()
-            refused = FORCED_UNKNOWN in src.stderr_log()
-            stats["failures"].append({"status": info.get("status"),
-                                      "reason": reason,
-                                      "strict_refusal": refused})
-            # A refusal at the source (strict mode) must leave it as a
-            # broken migration does: running, idle.
+            refused = bool(refusal)
+            record_failure(args, src, stats, info.get("status"), reason,
+                           refused)
             if refused:
-                why = nkvm.source_idle(src, idle, args.accel == "nested-kvm")
-                stats["strict_refusals"] += 1
+                why = nkvm.source_idle(src, idle, args.accel == "nested-kvm",
+                                       state=("paused" if args.mode ==
+                                              "paused" else "running"))
                 if why:
                     stats["strict_refusals_bad"] += 1
                     log(f"strict refusal: {why}")
             if src.qmp("query-status").get("status") != "running":
                 src.qmp("cont")
-            if stats["migrations_failed"] > max(10, args.migrations):
-                raise nkvm.NkvmError("too many failed migrations")
             n += 1
             dst = new_vm(lab, n, args, incoming="defer",
                          agent=other_host(src))
+            if args.expect_refusals:
+                i += 1      # each try counts: refusals are the point
             continue
         i += 1
-        res = src_tracer.analyse()
-        stats["migrations"] = i
+        stats["migrations"] += 1
         if args.agent is not None:
             stats["migrations_b_to_a" if is_remote(src)
                   else "migrations_a_to_b"] += 1
+        note = count_stop(src_tracer, stats)
         if args.keep_dir and src_tracer.ok:
             tail = src_tracer.last_text.splitlines()[-60:]
             Path(args.keep_dir, f"trace-{args.accel}-{i:04d}.txt") \
                 .write_text("\n".join(tail) + "\n")
-        note = ""
-        if res is not None:
-            in_flight, seen, windows = res
-            stats["stops_in_flight"] += min(in_flight, 1)
-            for how, eii in src_tracer.in_flight_events:
-                stats[f"stops_in_flight_{how}"] += 1
-                kind = event_kind(eii)
-                by_type = stats["stops_in_flight_by_type"]
-                by_type[kind] = by_type.get(kind, 0) + 1
-            stats["stops_traced"] += 1 if seen else 0
-            stats["windows_seen"] += windows
-            how = src_tracer.in_flight_events[0][0] if in_flight else "no"
-            note = f" in_flight={how} windows={windows}"
+        if args.mode == "paused":
+            dst.qmp("cont")
         src.qmp("quit")
         src.wait_exit(args.timeout, fatal=False)
         src.close()
         src, dst = dst, None
-        elapsed = time.monotonic() - start
-        log(f"migration {i}/{args.migrations}{note} "
-            f"stops_in_flight={stats['stops_in_flight']} "
-            f"elapsed={elapsed:.0f}s rate={60 * i / elapsed:.1f}/min "
-            f"left={elapsed * (args.migrations - i) / i:.0f}s")
+        log_progress(args, stats, start, i, note)
         if i < args.migrations:
             n += 1
             dst = new_vm(lab, n, args, incoming="defer",
@@ -656,6 +812,14 @@ def main():
                     help="negative control: the guest skips round N's "
                          "injection in the migration run; the run passes "
                          "only if that is reported lost")
+    ap.add_argument("--mode", default="precopy", choices=MODES,
+                    help="how the VM leaves its host (default precopy)")
+    ap.add_argument("--stop-settle-ms", type=int, default=None,
+                    help="nested-kvm's stop-settle-ms for every QEMU "
+                         "(default: the accelerator's)")
+    ap.add_argument("--expect-refusals", action="store_true",
+                    help="strict refusals are expected: at least one, "
+                         "each leaving the source as it was")
     ap.add_argument("--pair", action="store_true",
                     help="on host A of scripts/lab pair: migrate between "
                          "the two hosts")
@@ -669,6 +833,8 @@ def main():
         if args.fail_every:
             ap.error("--fail-every breaks migrations on this host only: "
                      "not with --pair")
+        if args.mode == "savevm":
+            ap.error("--mode savevm stays on one host: not with --pair")
         args.own_addr = env[0]
         args.agent = remote.AgentClient(env[1], env[2], progress=log)
         ping = args.agent.call("ping")
@@ -709,6 +875,7 @@ def main():
 
     out = {
         "accel": args.accel,
+        "mode": args.mode,
         "kernel": kernel,
         "cpus": args.cpus,
         "migrations": stats["migrations"],
@@ -768,7 +935,8 @@ def main():
             f"({args.fail_every * args.migrations} planned)")
         ok = False
     if stats["strict_refusals_bad"] or \
-            (args.unknown_verdicts and not stats["strict_refusals"]):
+            ((args.unknown_verdicts or args.expect_refusals) and
+             not stats["strict_refusals"]):
         log(f"{stats['strict_refusals_bad']} of {stats['strict_refusals']} "
             "strict refusals left the source not running or not idle")
         ok = False
@@ -783,16 +951,18 @@ def main():
             log(why)
             ok = False
         unexpected = [f for f in stats["failures"]
-                      if not (args.unknown_verdicts and f["strict_refusal"])]
+                      if not ((args.unknown_verdicts or
+                               args.expect_refusals) and
+                              f["strict_refusal"])]
         for f in unexpected:
             log(f"a migration failed that was not an expected refusal: "
                 f"{f['status']}: {f['reason']}")
             ok = False
-        if tracer.ok and not stats["windows_seen"]:
-            log("the in-flight window was never seen in the trace")
-            ok = False
         min_in_flight = (1 if tracer.ok else 0) \
             if args.min_in_flight is None else args.min_in_flight
+        if min_in_flight and not stats["windows_seen"]:
+            log("the in-flight window was never seen in the trace")
+            ok = False
         if (stats["stops_in_flight"] if tracer.ok else 0) < min_in_flight:
             log(f"{stats['stops_in_flight']} stops in flight, fewer than "
                 f"{min_in_flight}: the run proves nothing about them")
