@@ -2,7 +2,7 @@
 # needs (Debian packages via apt-get, QEMU and meson via a private apt
 # configuration under build/) and builds incrementally.
 
-.PHONY: all deps fork stock standalone unit check demo fuzz lab torture torture-pairs bench checkpatch clean
+.PHONY: all deps fork stock standalone unit check demo fuzz lab torture torture-pairs torture-modes bench checkpatch clean
 
 all: fork standalone
 
@@ -49,6 +49,12 @@ torture: fork standalone
 # (scripts/torture-pairs.sh; docs/results.rst, "Between two hosts").
 torture-pairs: fork standalone
 	scripts/torture-pairs.sh
+
+# The torture in every way a VM leaves a host (postcopy, multifd, paused,
+# savevm) on both lab kernels, nested-kvm and kvm; each run appends to
+# docs/results/modes/ (scripts/torture-modes.sh; docs/results.rst).
+torture-modes: fork standalone
+	scripts/torture-modes.sh
 
 # The fork with ASan+UBSan (build/qemu-system-x86_64-asan, its own build
 # directory) and the functional tests under it; any sanitizer report is a

@@ -361,9 +361,17 @@ static void plan_nested_flags(Planner *pl)
     if (!st->guest_mode) {
         return;
     }
-    /* prepare_vmcs02_early() injects from vmcs12 only on a pending run. */
-    if (st->vendor == NESTED_VENDOR_VMX && ev->valid &&
-        ev->origin == NESTED_ORIGIN_L1) {
+    /*
+     * L1's event is restored as L1's VMRUN/VMLAUNCH asked for it, so the
+     * entry must be pending too.  VMX: prepare_vmcs02_early() injects
+     * from vmcs12 only then.  SVM: without it an interrupt or NMI for L1
+     * that is pending at the first run exits to L1 before the entry, and
+     * KVM reports nothing in EXITINTINFO for an injection that never
+     * began; svm_check_nested_events() holds those exits back only while
+     * nested_run_pending is set.  The torture lost #GP, #PF and INTR this
+     * way once vCPUs sent each other IPIs and NMIs.
+     */
+    if (ev->valid && ev->origin == NESTED_ORIGIN_L1) {
         run_pending = true;
     }
     add_edit(pl, 0, 2, KVM_STATE_NESTED_RUN_PENDING,

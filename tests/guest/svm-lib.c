@@ -100,6 +100,59 @@ void svm_vmrun(uint8_t *vmcb)
                    "r11", "r12", "r13", "r14", "r15", "memory", "cc");
 }
 
+_Static_assert(__builtin_offsetof(SvmGuestRegs, rdi) == 0x20 &&
+               __builtin_offsetof(SvmGuestRegs, r15) == 0x68,
+               "svm_vmrun_regs's offsets");
+
+/*
+ * RDI carries regs until the last load, and regs is kept on the stack
+ * across VMRUN.  L2's registers are saved before STGI, so that an
+ * interrupt L1 takes there cannot meet them.
+ */
+void svm_vmrun_regs(uint8_t *vmcb, SvmGuestRegs *regs)
+{
+    asm volatile("push %%rbp\n\t"
+                 "push %%rdi\n\t"
+                 "mov 0x00(%%rdi), %%rbx\n\t"
+                 "mov 0x08(%%rdi), %%rcx\n\t"
+                 "mov 0x10(%%rdi), %%rdx\n\t"
+                 "mov 0x18(%%rdi), %%rsi\n\t"
+                 "mov 0x28(%%rdi), %%rbp\n\t"
+                 "mov 0x30(%%rdi), %%r8\n\t"
+                 "mov 0x38(%%rdi), %%r9\n\t"
+                 "mov 0x40(%%rdi), %%r10\n\t"
+                 "mov 0x48(%%rdi), %%r11\n\t"
+                 "mov 0x50(%%rdi), %%r12\n\t"
+                 "mov 0x58(%%rdi), %%r13\n\t"
+                 "mov 0x60(%%rdi), %%r14\n\t"
+                 "mov 0x68(%%rdi), %%r15\n\t"
+                 "mov 0x20(%%rdi), %%rdi\n\t"
+                 "clgi\n\t"
+                 "vmrun\n\t"
+                 "push %%rdi\n\t"
+                 "mov 8(%%rsp), %%rdi\n\t"
+                 "mov %%rbx, 0x00(%%rdi)\n\t"
+                 "mov %%rcx, 0x08(%%rdi)\n\t"
+                 "mov %%rdx, 0x10(%%rdi)\n\t"
+                 "mov %%rsi, 0x18(%%rdi)\n\t"
+                 "mov %%rbp, 0x28(%%rdi)\n\t"
+                 "mov %%r8, 0x30(%%rdi)\n\t"
+                 "mov %%r9, 0x38(%%rdi)\n\t"
+                 "mov %%r10, 0x40(%%rdi)\n\t"
+                 "mov %%r11, 0x48(%%rdi)\n\t"
+                 "mov %%r12, 0x50(%%rdi)\n\t"
+                 "mov %%r13, 0x58(%%rdi)\n\t"
+                 "mov %%r14, 0x60(%%rdi)\n\t"
+                 "mov %%r15, 0x68(%%rdi)\n\t"
+                 "pop 0x20(%%rdi)\n\t"
+                 "stgi\n\t"
+                 "pop %%rdi\n\t"
+                 "pop %%rbp"
+                 : : "a"((uint64_t)vmcb), "D"(regs)
+                 : "rbx", "rcx", "rdx", "rsi", "r8", "r9", "r10", "r11",
+                   "r12", "r13", "r14", "r15", "memory", "cc");
+}
+
 void svm_check_named(void (*check)(const char *, uint64_t, uint64_t),
                      const char *name, const char *what, uint64_t got,
                      uint64_t expected)

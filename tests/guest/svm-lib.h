@@ -166,6 +166,17 @@ void svm_vmcb_mirror_l1(uint8_t *vmcb);
 /* CLGI; VMRUN; STGI.  L2 clobbers every register but RAX and RSP. */
 void svm_vmrun(uint8_t *vmcb);
 /*
+ * L2's general registers that the VMCB does not hold (RAX and RSP it
+ * does): a hypervisor that resumes L2 after an exit L2 did not ask for
+ * must give them back.  Offsets are used by svm_vmrun_regs().
+ */
+typedef struct SvmGuestRegs {
+    uint64_t rbx, rcx, rdx, rsi, rdi, rbp;
+    uint64_t r8, r9, r10, r11, r12, r13, r14, r15;
+} SvmGuestRegs;
+/* svm_vmrun() with L2's registers loaded from and saved to *regs */
+void svm_vmrun_regs(uint8_t *vmcb, SvmGuestRegs *regs);
+/*
  * check(), with "name: what" as the description (cut to fit 160 bytes;
  * name is a short case name).
  */

@@ -36,8 +36,13 @@
  * Every event is expected exactly once with the right vector, error
  * code and return RIP.  With "cpus=N" (command line, up to TORTURE_CPUS)
  * every vCPU is such a hypervisor with its own L2, window, pool, VMCB
- * and counts; the BSP sums them.  The scenario runs until the BSP has
- * done "rounds=N" rounds, or until it reads 'q' on COM1, prints a
+ * and counts; the BSP sums them.  Then each vCPU also sends the next
+ * one, while it runs its own rounds, fixed IPIs and NMIs: L1 intercepts
+ * INTR and NMI, so one that arrives while L2 runs exits to L1, and L1
+ * re-injects whatever EXITINTINFO says was cut short.  At most one IPI
+ * and one NMI per pair are in flight at a time, so that none coalesces
+ * with another and each one must arrive.  The scenario runs until the
+ * BSP has done "rounds=N" rounds, or until it reads 'q' on COM1, prints a
  * progress line about once a second, and ends with one line
  * "torture-result {json}".  See docs/test-guest.rst.
  *
@@ -77,6 +82,16 @@
 #define NPT_RWX                 (PTE_P | PTE_W | PTE_U)
 
 #define ICR_NMI_ASSERT          0x4400  /* delivery mode NMI, level assert */
+#define ICR_FIXED_ASSERT        0x4000  /* fixed delivery, level assert */
+#define CROSS_IPI_VECTOR        0xe0
+/* t_cross_nmi_state: which NMI a vCPU's handler is to count */
+#define CROSS_NMI_IDLE          0
+#define CROSS_NMI_SENT          1       /* the next NMI is the cross one */
+#define CROSS_NMI_SELF          2       /* a self-NMI check is running */
+/* Exits to L1 for IPIs and NMIs that one round may take */
+#define MAX_CROSS_EXITS         1000
+#define VMCB_INT_CTL            0x060
+#define V_INTR_MASKING          (1u << 24)
 
 #define UART_RBR                0
 #define UART_LSR                5
@@ -157,15 +172,24 @@ typedef struct TortureCpu {
     Stats stats[EV_TYPES];
     uint64_t rounds, l1_nmi_checks, l1_nmi_corrupt, l1_nmi_lost;
     uint64_t l1_nmi_extra, nmi_vector_ignored;
+    /* sent to the next vCPU; exits from L2 to take an IPI or NMI */
+    uint64_t ipis_sent, nmis_sent, cross_exits, cross_exits_delivering;
+    SvmGuestRegs l2_regs;       /* L2's, between exits of one round */
     uint64_t prng_state;
     unsigned pool_idx[NWIN];
     unsigned index;             /* also its x2APIC ID */
+    volatile bool ready;        /* its IDT is loaded: it can take IPIs */
     volatile bool done;         /* an AP stopped */
 } TortureCpu;
 
 static TortureCpu cpus[TORTURE_CPUS];
 static unsigned ncpus = 1;
 static volatile bool stop_aps;         /* read by the APs */
+static volatile bool quiet;            /* no IPI or NMI in flight any more */
+/* "cross=N": what vCPUs send each other, CROSS_IPIS | CROSS_NMIS */
+#define CROSS_IPIS              1
+#define CROSS_NMIS              2
+static unsigned cross_kinds = CROSS_IPIS | CROSS_NMIS;
 static volatile uint32_t print_lock;   /* taken by every vCPU */
 static uint64_t npt_pml4[512] __attribute__((aligned(PAGE_SIZE)));
 static uint64_t npt_pdpt[512] __attribute__((aligned(PAGE_SIZE)));
@@ -244,6 +268,7 @@ static void l1_idt_install(void)
     memcpy(l1_idt, (void *)d.base,
            d.limit + 1u < sizeof(l1_idt) ? d.limit + 1u : sizeof(l1_idt));
     idt_set_gate(&l1_idt[2], (uint64_t)t_l1_nmi_entry);
+    idt_set_gate(&l1_idt[CROSS_IPI_VECTOR], (uint64_t)t_l1_ipi_entry);
     idt_load(l1_idt, 256);
 }
 
@@ -290,6 +315,140 @@ static bool diag_slot(void)
     return __atomic_fetch_add(&diag_lines, 1, __ATOMIC_RELAXED) < MAX_DIAG;
 }
 
+static bool cross_events(void)
+{
+    return ncpus > 1 && cross_kinds;
+}
+
+/*
+ * The self-NMI check owns this vCPU's NMIs while it runs, so that its
+ * handler counts the right one.  A cross NMI still in flight is waited
+ * for: if it does not come, L1's NMIs are blocked, which is what the
+ * check is for.
+ */
+static void nmi_check_end(TortureCpu *c)
+{
+    __atomic_store_n(&t_cross_nmi_state[c->index], CROSS_NMI_IDLE,
+                     __ATOMIC_RELEASE);
+}
+
+static bool nmi_own(TortureCpu *c, uint64_t from)
+{
+    uint64_t expect;
+    unsigned i;
+
+    for (i = 0; i < NMI_SPIN; i++) {
+        expect = from;
+        if (__atomic_compare_exchange_n(&t_cross_nmi_state[c->index],
+                                        &expect, CROSS_NMI_SELF, false,
+                                        __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE)) {
+            return true;
+        }
+        asm volatile("pause");
+    }
+    return false;
+}
+
+static bool nmi_check_begin(TortureCpu *c)
+{
+    bool blocked;
+
+    if (nmi_own(c, CROSS_NMI_IDLE)) {
+        return true;
+    }
+    /*
+     * The cross NMI that is due has not come.  If an IRET lets it in,
+     * L1's NMIs were blocked; if not, it is lost (cross_nmis_lost), and
+     * the check takes its place so that later ones still run.
+     */
+    iret_to_self();
+    blocked = nmi_own(c, CROSS_NMI_IDLE);
+    if (diag_slot()) {
+        lock_print();
+        kprintf("# torture: cpu %u round %lu: the NMI from cpu %u %s\n",
+                c->index, c->rounds, (c->index + ncpus - 1) % ncpus,
+                blocked ? "was blocked in L1 until IRET" : "never came");
+        unlock_print();
+    }
+    if (blocked) {
+        c->l1_nmi_checks++;
+        c->l1_nmi_corrupt++;
+        nmi_check_end(c);
+        return false;
+    }
+    return nmi_own(c, CROSS_NMI_SENT);
+}
+
+/*
+ * Now and then a fixed IPI and an NMI to the next vCPU, each only when
+ * the last one arrived: a second IPI of the same vector would merge in
+ * its IRR bit, a second NMI in the one pending NMI (SDM vol. 3A,
+ * "Interrupt Acceptance for Fixed Interrupts" and "Handling Multiple
+ * NMIs"), and neither could be counted.
+ */
+static void cross_send(TortureCpu *c, uint64_t rnd)
+{
+    unsigned t = (c->index + 1) % ncpus;
+    uint64_t dest = (uint64_t)t << 32, idle = CROSS_NMI_IDLE;
+
+    /* A vCPU that has not started would drop them: wait for it */
+    if (!cross_events() || stop_aps || !cpus[t].ready) {
+        return;
+    }
+    if ((cross_kinds & CROSS_IPIS) && ((rnd >> 40) & 3) == 0 &&
+        c->ipis_sent == t_l1_ipi_count[t]) {
+        c->ipis_sent++;
+        svm_wrmsr(MSR_X2APIC_ICR, dest | ICR_FIXED_ASSERT |
+                  CROSS_IPI_VECTOR);
+    }
+    if ((cross_kinds & CROSS_NMIS) && ((rnd >> 42) & 3) == 0 &&
+        __atomic_compare_exchange_n(&t_cross_nmi_state[t], &idle,
+                                    CROSS_NMI_SENT, false, __ATOMIC_ACQ_REL,
+                                    __ATOMIC_ACQUIRE)) {
+        c->nmis_sent++;
+        svm_wrmsr(MSR_X2APIC_ICR, dest | ICR_NMI_ASSERT);
+    }
+}
+
+/* What vCPU t's predecessor sent it that has not arrived yet */
+static uint64_t cross_in_flight(unsigned t)
+{
+    const TortureCpu *from = &cpus[(t + ncpus - 1) % ncpus];
+
+    return from->ipis_sent - t_l1_ipi_count[t] +
+           (t_cross_nmi_state[t] == CROSS_NMI_SENT);
+}
+
+/*
+ * After the rounds: interrupts on until every IPI and NMI sent has
+ * arrived or about a second passed, so that what is still missing is
+ * lost.  The BSP decides when; the APs wait for it with interrupts on.
+ */
+static void cross_drain(bool bsp)
+{
+    uint64_t start = rdtsc();
+    unsigned t;
+
+    if (!cross_events()) {
+        return;
+    }
+    asm volatile("sti" : : : "memory");
+    if (bsp) {
+        for (t = 0; t < ncpus; t++) {
+            while (cross_in_flight(t) && rdtsc() - start < PROGRESS_TSC) {
+                asm volatile("pause");
+            }
+        }
+        quiet = true;
+    } else {
+        while (!quiet) {
+            asm volatile("pause");
+        }
+    }
+    asm volatile("cli" : : : "memory");
+}
+
 /*
  * After an L1->L2 NMI: L1 (GIF=1, in no NMI handler) sends itself an
  * NMI, which must be taken at once.
@@ -297,14 +456,19 @@ static bool diag_slot(void)
 static void l1_nmi_check(TortureCpu *c)
 {
     volatile uint64_t *count = &t_l1_nmi_count[c->index]; /* NMI handler */
-    uint64_t before = *count;
+    uint64_t before;
 
+    if (!nmi_check_begin(c)) {
+        return;
+    }
+    before = *count;
     c->l1_nmi_checks++;
     apic_self_nmi(c);
     if (wait_nmi(count, before)) {
         if (*count != before + 1) {
             c->l1_nmi_extra++;
         }
+        nmi_check_end(c);
         return;
     }
     c->l1_nmi_corrupt++;
@@ -319,6 +483,7 @@ static void l1_nmi_check(TortureCpu *c)
                 "arrived after IRET" : "never arrived");
         unlock_print();
     }
+    nmi_check_end(c);
 }
 
 /* Nested paging shared by all vCPUs; each has its window's page table */
@@ -392,7 +557,12 @@ static void vmcb_init(TortureCpu *c)
     vmcb_w64(vmcb, VMCB_INTERCEPT,
              INTERCEPT(EXIT_NMI) | INTERCEPT(EXIT_SHUTDOWN) |
              INTERCEPT(EXIT_HLT) | INTERCEPT(EXIT_VMRUN) |
-             INTERCEPT(EXIT_VMMCALL));
+             INTERCEPT(EXIT_VMMCALL) |
+             (cross_events() ? INTERCEPT(EXIT_INTR) : 0));
+    /* Cross IPIs: L1's IF, not L2's, masks them (vmrun()) */
+    if (cross_events()) {
+        vmcb_w32(vmcb, VMCB_INT_CTL, V_INTR_MASKING);
+    }
     vmcb_w64(vmcb, VMCB_NP_ENABLE, 1);
     vmcb_w64(vmcb, VMCB_N_CR3, (uint64_t)npt_pml4);
 }
@@ -407,6 +577,72 @@ static void diag(TortureCpu *c, const char *kind, const char *what,
                 expected);
         unlock_print();
     }
+}
+
+/*
+ * An exit that cut a delivery short must report exactly the event L1
+ * injected in EXITINTINFO (APM vol. 2, 15.7.2).
+ */
+static void check_in_flight(TortureCpu *c, unsigned k, uint32_t event,
+                            uint32_t err, uint32_t *eii, uint32_t eie,
+                            const char *what)
+{
+    if (k == EV_NMI && (*eii & ~EVTINJ_VEC_MASK) ==
+        (event & ~EVTINJ_VEC_MASK) && *eii != event) {
+        /*
+         * The vector of an NMI is ignored (APM vol. 2, 15.20), and
+         * KVM re-injects NMIs with vector 0; count it, it is legal.
+         */
+        c->nmi_vector_ignored++;
+        *eii = event;
+    }
+    if (*eii != event || (*eii & EVTINJ_EV && eie != err)) {
+        c->stats[k].bad_exitintinfo++;
+        diag(c, kinds[k].name, what, ((uint64_t)eie << 32) | *eii,
+             ((uint64_t)err << 32) | event);
+    }
+}
+
+/*
+ * With cross events L1 runs L2 with IF set: under V_INTR_MASKING the
+ * host's IF decides whether a physical interrupt ends L2's run (APM vol.
+ * 2, 15.21.1), and L1 then takes it as soon as STGI opens GIF.
+ */
+static void vmrun(TortureCpu *c)
+{
+    if (cross_events()) {
+        asm volatile("sti" : : : "memory");
+    }
+    svm_vmrun_regs(c->vmcb, &c->l2_regs);
+    if (cross_events()) {
+        asm volatile("cli" : : : "memory");
+    }
+}
+
+/* Re-inject what EXITINTINFO held (nothing if it was not valid) */
+static void reinject(uint8_t *vmcb, uint32_t eii, uint32_t eie,
+                     uint64_t next_rip)
+{
+    vmcb_w32(vmcb, VMCB_EVENT_INJ, eii & EVTINJ_VALID ? eii : 0);
+    vmcb_w32(vmcb, VMCB_EVENT_INJ_ERR, eie);
+    vmcb_w64(vmcb, VMCB_NEXT_RIP, next_rip);
+}
+
+/*
+ * L2 left for an IPI or NMI of L1's own, which L1 took at STGI: go back
+ * into L2 with whatever delivery it cut short.
+ */
+static void take_cross_exit(TortureCpu *c, unsigned k, uint32_t event,
+                            uint32_t err, uint32_t eii, uint32_t eie,
+                            uint64_t next_rip)
+{
+    c->cross_exits++;
+    if (eii & EVTINJ_VALID) {
+        c->cross_exits_delivering++;
+        check_in_flight(c, k, event, err, &eii, eie,
+                        "EXITINTINFO on an IPI or NMI");
+    }
+    reinject(c->vmcb, eii, eie, next_rip);
 }
 
 static void run_round(TortureCpu *c)
@@ -424,7 +660,8 @@ static void run_round(TortureCpu *c)
     uint32_t err = 0;
     uint64_t rip, next_rip, cr2 = 0, expect_rip, code, exit_rip;
     uint32_t eii = 0, eie = 0;
-    unsigned tries;
+    unsigned cross;
+    bool npf_seen = false;
 
     if (k == EV_GP) {
         err = (uint32_t)(rnd >> 32) & 0xfff8;
@@ -471,14 +708,22 @@ static void run_round(TortureCpu *c)
     vmcb_w8(vmcb, VMCB_TLB_CONTROL, 1);
 
     st->injected++;
-    for (tries = 0; ; tries++) {
-        svm_vmrun(vmcb);
+    memset(&c->l2_regs, 0, sizeof(c->l2_regs));
+    cross_send(c, rnd);
+    for (cross = 0; ; ) {
+        vmrun(c);
         code = vmcb_r64(vmcb, VMCB_EXIT_CODE);
         eii = vmcb_r32(vmcb, VMCB_EXIT_INT_INFO);
         eie = vmcb_r32(vmcb, VMCB_EXIT_INT_INFO_ERR);
-        if (code != EXIT_NPF || unmap < 0 || tries > 0) {
+        if ((code == EXIT_INTR || code == EXIT_NMI) &&
+            ++cross <= MAX_CROSS_EXITS) {
+            take_cross_exit(c, k, event, err, eii, eie, next_rip);
+            continue;
+        }
+        if (code != EXIT_NPF || unmap < 0 || npf_seen) {
             break;
         }
+        npf_seen = true;
         /*
          * The nested #PF on the page left out: delivery was under way,
          * so EXITINTINFO must hold exactly the injected event.
@@ -490,26 +735,12 @@ static void run_round(TortureCpu *c)
             diag(c, kind->name, "nested #PF address",
                  vmcb_r64(vmcb, VMCB_EXIT_INFO_2), WIN_GPA(c, unmap));
         }
-        if (k == EV_NMI && (eii & ~EVTINJ_VEC_MASK) ==
-            (event & ~EVTINJ_VEC_MASK) && eii != event) {
-            /*
-             * The vector of an NMI is ignored (APM vol. 2, 15.20), and
-             * KVM re-injects NMIs with vector 0; count it, it is legal.
-             */
-            c->nmi_vector_ignored++;
-            eii = event;
-        }
-        if (eii != event || (eii & EVTINJ_EV && eie != err)) {
-            st->bad_exitintinfo++;
-            diag(c, kind->name, "EXITINTINFO on the nested #PF",
-                 ((uint64_t)eie << 32) | eii, ((uint64_t)err << 32) | event);
-        }
+        check_in_flight(c, k, event, err, &eii, eie,
+                        "EXITINTINFO on the nested #PF");
         /* map it and re-inject what was in flight, as a hypervisor must */
         npt_set(c, unmap, POOL_PA(c, unmap, c->pool_idx[unmap]));
         vmcb_w8(vmcb, VMCB_TLB_CONTROL, 1);
-        vmcb_w32(vmcb, VMCB_EVENT_INJ, eii);
-        vmcb_w32(vmcb, VMCB_EVENT_INJ_ERR, eie);
-        vmcb_w64(vmcb, VMCB_NEXT_RIP, next_rip);
+        reinject(vmcb, eii, eie, next_rip);
     }
     exit_rip = vmcb_r64(vmcb, VMCB_RIP);
 
@@ -627,22 +858,42 @@ static void progress(void)
     unlock_print();
 }
 
+/* Cross IPIs and NMIs sent and never received, over all vCPUs */
+static void cross_lost(uint64_t *ipis, uint64_t *nmis)
+{
+    unsigned t;
+
+    *ipis = *nmis = 0;
+    for (t = 0; cross_events() && t < ncpus; t++) {
+        const TortureCpu *from = &cpus[(t + ncpus - 1) % ncpus];
+
+        *ipis += from->ipis_sent - t_l1_ipi_count[t];
+        *nmis += from->nmis_sent - t_l1_cross_nmi_count[t];
+    }
+}
+
 static uint64_t result(const char *why)
 {
     Stats t;
     unsigned k, n;
-    uint64_t bad;
+    uint64_t bad, ipis_lost, nmis_lost;
 
     totals(&t, -1);
+    cross_lost(&ipis_lost, &nmis_lost);
     bad = t.lost + t.duplicated + t.wrong_vector + t.wrong_rip +
           t.wrong_error_code + t.wrong_cr2 + t.bad_exitintinfo +
           t.unexpected_exit + CPU_SUM(l1_nmi_corrupt) +
-          CPU_SUM(l1_nmi_extra);
+          CPU_SUM(l1_nmi_extra) + ipis_lost + nmis_lost;
     lock_print();
     kprintf("torture-result {\"rounds\":%lu,\"stopped_by\":\"%s\","
             "\"nrips\":%u,\"cpus\":%u,", CPU_SUM(rounds), why, nrips,
             ncpus);
     print_stats(&t);
+    kprintf(",\"cross_ipis_sent\":%lu,\"cross_ipis_lost\":%lu,"
+            "\"cross_nmis_sent\":%lu,\"cross_nmis_lost\":%lu,"
+            "\"cross_exits\":%lu,\"cross_exits_delivering\":%lu",
+            CPU_SUM(ipis_sent), ipis_lost, CPU_SUM(nmis_sent), nmis_lost,
+            CPU_SUM(cross_exits), CPU_SUM(cross_exits_delivering));
     kprintf(",\"l1_nmi_checks\":%lu,\"l1_nmi_corrupt\":%lu,"
             "\"l1_nmi_lost\":%lu,\"l1_nmi_extra\":%lu,"
             "\"nmi_exitintinfo_vector_ignored\":%lu,\"bad\":%lu,"
@@ -695,6 +946,7 @@ static void cpu_start(TortureCpu *c)
     idt_load(l1_idt, 256);
     svm_enable(c->hsave);
     vmcb_init(c);
+    c->ready = true;
 }
 
 /* An application processor: rounds until the BSP says stop */
@@ -707,6 +959,7 @@ static void ap_torture(unsigned index)
         run_round(c);
     }
     c->done = true;
+    cross_drain(false);
 }
 
 /* Stop the APs, waiting up to about a second for each to finish */
@@ -727,6 +980,7 @@ static void aps_stop(void)
 static uint64_t finish(const char *why)
 {
     aps_stop();
+    cross_drain(true);
     progress();
     return result(why);
 }
@@ -742,6 +996,7 @@ uint64_t scenario_torture(const char *cmdline)
     unsigned v, started;
 
     drop_round = cmdline_number(cmdline, "drop=", ~0ull);
+    cross_kinds = cmdline_number(cmdline, "cross=", CROSS_IPIS | CROSS_NMIS);
     seed = cmdline_number(cmdline, "seed=", 0);
     if (!seed) {
         seed = rdtsc() | 1;
@@ -767,6 +1022,12 @@ uint64_t scenario_torture(const char *cmdline)
         kprintf("# torture: no x2APIC\n");
         return 1;
     }
+    /*
+     * The 8259s stay as the BIOS left them, IRQ 0 on vector 8: L1 opens
+     * its interrupt window only for the other vCPUs' IPIs.
+     */
+    outb(0x21, 0xff);
+    outb(0xa1, 0xff);
     if (x2apic_id() != 0) {
         kprintf("# torture: the BSP's x2APIC ID is %u, not 0\n",
                 x2apic_id());
@@ -914,10 +1175,40 @@ asm(
     /* return to the pushed RIP, where a VMMCALL exits */
     "3: mov %rdx, %rsp\n"
     "   iretq\n"
-    /* L1's NMI handler: counts per vCPU, by x2APIC ID */
+    /*
+     * L1's NMI handler, per vCPU (x2APIC ID): the NMI another vCPU sent
+     * if t_cross_nmi_state says one is coming (and then no longer),
+     * else the vCPU's own.
+     */
     "   .balign 16\n"
     "   .globl t_l1_nmi_entry\n"
     "t_l1_nmi_entry:\n"
+    "   push %rax\n"
+    "   push %rcx\n"
+    "   push %rdx\n"
+    "   push %rsi\n"
+    "   mov $0x802, %ecx\n"
+    "   rdmsr\n"
+    "   cmp $" T_STR(TORTURE_CPUS) ", %eax\n"
+    "   jae 2f\n"
+    "   mov %eax, %esi\n"
+    "   lea t_cross_nmi_state(%rip), %rcx\n"
+    "   mov $" T_STR(CROSS_NMI_SENT) ", %eax\n"
+    "   mov $" T_STR(CROSS_NMI_IDLE) ", %edx\n"
+    "   lock cmpxchgq %rdx, (%rcx,%rsi,8)\n"
+    "   lea t_l1_cross_nmi_count(%rip), %rcx\n"
+    "   je 1f\n"
+    "   lea t_l1_nmi_count(%rip), %rcx\n"
+    "1: lock incq (%rcx,%rsi,8)\n"
+    "2: pop %rsi\n"
+    "   pop %rdx\n"
+    "   pop %rcx\n"
+    "   pop %rax\n"
+    "   iretq\n"
+    /* L1's handler of the cross IPI: counts per vCPU, then EOI */
+    "   .balign 16\n"
+    "   .globl t_l1_ipi_entry\n"
+    "t_l1_ipi_entry:\n"
     "   push %rax\n"
     "   push %rcx\n"
     "   push %rdx\n"
@@ -925,16 +1216,24 @@ asm(
     "   rdmsr\n"
     "   cmp $" T_STR(TORTURE_CPUS) ", %eax\n"
     "   jae 1f\n"
-    "   lea t_l1_nmi_count(%rip), %rcx\n"
+    "   lea t_l1_ipi_count(%rip), %rcx\n"
     "   lock incq (%rcx,%rax,8)\n"
-    "1: pop %rdx\n"
+    "1: mov $0x80b, %ecx\n"
+    "   xor %eax, %eax\n"
+    "   xor %edx, %edx\n"
+    "   wrmsr\n"
+    "   pop %rdx\n"
     "   pop %rcx\n"
     "   pop %rax\n"
     "   iretq\n"
     "   .data\n"
     "   .balign 8\n"
-    "   .globl t_l1_nmi_count, t_l2_errpushed\n"
+    "   .globl t_l1_nmi_count, t_l2_errpushed, t_l1_ipi_count\n"
+    "   .globl t_l1_cross_nmi_count, t_cross_nmi_state\n"
     "t_l1_nmi_count: .skip 8 * " T_STR(TORTURE_CPUS) "\n"
+    "t_l1_cross_nmi_count: .skip 8 * " T_STR(TORTURE_CPUS) "\n"
+    "t_l1_ipi_count: .skip 8 * " T_STR(TORTURE_CPUS) "\n"
+    "t_cross_nmi_state: .skip 8 * " T_STR(TORTURE_CPUS) "\n"
     "t_l2_errpushed: .skip 256\n"
     "   .text\n"
 );

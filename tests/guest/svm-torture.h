@@ -22,12 +22,18 @@ extern char t_l2_soft_next[];       /* slot per kind: their next_rip */
 extern char t_l2_stubs[];           /* 256 stubs, T_L2_STUB_SIZE apart */
 extern char t_l2_handler_vmmcall[]; /* where a handler exits without IRET */
 
-/* L1's NMI handler: counts and returns */
+/* L1's NMI and cross-IPI handlers: count and return */
 extern char t_l1_nmi_entry[];
+extern char t_l1_ipi_entry[];
 
 /* Read by L2's handler: which vectors push an error code */
 extern volatile uint8_t t_l2_errpushed[256];
-/* L1's NMI handler counts here, per vCPU (x2APIC ID) */
+/* L1's handlers count here, per vCPU (x2APIC ID): its own NMIs, */
 extern volatile uint64_t t_l1_nmi_count[];
+/* NMIs and fixed IPIs from the previous vCPU, */
+extern volatile uint64_t t_l1_cross_nmi_count[];
+extern volatile uint64_t t_l1_ipi_count[];
+/* and whether the next NMI is one of those (svm-torture.c CROSS_NMI_*) */
+extern volatile uint64_t t_cross_nmi_state[];
 
 #endif

@@ -70,8 +70,10 @@ MISDIRECTED_KEYS = ("duplicated", "wrong_vector", "wrong_rip",
                     "wrong_error_code", "wrong_cr2", "bad_exitintinfo",
                     "unexpected_exit")
 BAD_KEYS = ("lost",) + MISDIRECTED_KEYS + ("l1_nmi_corrupt",)
-# The report's totals: BAD_KEYS (also per type) and NMIs L1 never sent.
-RESULT_BAD_KEYS = BAD_KEYS + ("l1_nmi_extra",)
+# The report's totals: BAD_KEYS (also per type), NMIs L1 never sent, and
+# the IPIs and NMIs one vCPU sent another that never arrived.
+RESULT_BAD_KEYS = BAD_KEYS + ("l1_nmi_extra", "cross_ipis_lost",
+                              "cross_nmis_lost")
 TRACE_EVENTS = ("kvm_entry", "kvm_exit", "kvm_nested_vmexit",
                 "kvm_nested_vmexit_inject", "kvm_nested_vmenter",
                 "kvm_nested_vmrun", "kvm_inj_virq", "kvm_inj_exception",
@@ -376,6 +378,8 @@ def new_vm(lab, n, args, incoming=None, agent=None, drop=0):
         accel += f",x-unknown-verdicts={args.unknown_verdicts}"
     if args.stop_settle_ms is not None:
         accel += f",stop-settle-ms={args.stop_settle_ms}"
+    if args.best_effort:
+        accel += ",event-migration=best-effort"
     kwargs = {"accel": accel, "memory_mb": 32, "incoming": incoming,
               "extra_args": ["-cpu", cpu_for(args.accel),
                              "-smp", str(args.cpus)] +
@@ -817,6 +821,8 @@ def main():
     ap.add_argument("--stop-settle-ms", type=int, default=None,
                     help="nested-kvm's stop-settle-ms for every QEMU "
                          "(default: the accelerator's)")
+    ap.add_argument("--best-effort", action="store_true",
+                    help="nested-kvm with event-migration=best-effort")
     ap.add_argument("--expect-refusals", action="store_true",
                     help="strict refusals are expected: at least one, "
                          "each leaving the source as it was")
@@ -874,8 +880,11 @@ def main():
             args.agent.close()
 
     out = {
-        "accel": args.accel,
+        "accel": args.accel + (",event-migration=best-effort"
+                               if args.best_effort else ""),
         "mode": args.mode,
+        **({"stop_settle_ms": args.stop_settle_ms}
+           if args.stop_settle_ms is not None else {}),
         "kernel": kernel,
         "cpus": args.cpus,
         "migrations": stats["migrations"],
@@ -904,7 +913,9 @@ def main():
     for k in ("lost", "duplicated", "wrong_rip", "wrong_error_code",
               "l1_nmi_corrupt", "wrong_vector", "bad_exitintinfo",
               "unexpected_exit", "wrong_cr2", "l1_nmi_checks",
-              "l1_nmi_extra", "bad", "rounds"):
+              "l1_nmi_extra", "cross_ipis_sent", "cross_ipis_lost",
+              "cross_nmis_sent", "cross_nmis_lost", "cross_exits",
+              "cross_exits_delivering", "bad", "rounds"):
         out[k] = result.get(k) if result else None
     out["seconds"] = stats["seconds"]
     out["guest_status"] = nkvm.exit_status_name(status)
