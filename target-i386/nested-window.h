@@ -97,9 +97,10 @@ void nested_window_judge(const NestedTraceRecord *recs, size_t n,
 /*
  * Fold a verdict into a model built from KVM_GET_VCPU_EVENTS and
  * KVM_GET_NESTED_STATE (SVM).  svm_next_rip is vmcb12.control.next_rip
- * from the nested state: KVM never rewrites its cached copy after VMRUN,
- * so it still holds the return address of L1's soft event; rip and
- * cs_base are L2's, which KVM rewinds to the event's old RIP.
+ * from the nested state, which holds the return address of L1's soft
+ * event while KVM re-injects it (left alone after VMRUN by older
+ * kernels, refreshed from vmcb02 at each exit since 778d8c1b2a6f); rip
+ * and cs_base are L2's, which KVM rewinds to the event's old RIP.
  * An L1_EVENT that disagrees with what KVM reports is an error naming
  * both; an UNKNOWN verdict in guest mode is an error too.
  */
