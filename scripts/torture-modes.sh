@@ -4,7 +4,8 @@
 # kernel, mode and accelerator, boot a lab L1 (scripts/lab run) and run
 # tests/lab/torture.py --mode MODE.  Each run appends its JSON line, with
 # the date and the commit, to docs/results/modes/DATE.jsonl (committed;
-# docs/results.rst quotes the sums) as soon as it ends.  Progress goes to
+# scripts/torture-table.py --modes sums them into table.rst there, which
+# docs/results.rst includes) as soon as it ends.  Progress goes to
 # stderr.
 #
 # Environment: TORTURE_KERNELS (default "6.1 6.12"), TORTURE_MODES
@@ -79,4 +80,5 @@ print(json.dumps(d))' "$line" "$rc" "$commit" "$(date -u +%FT%TZ)" \
         done
     done
 done
+/usr/bin/python3 scripts/torture-table.py --modes "$outdir" > "$outdir/table.rst"
 exit "$status"

@@ -3,9 +3,12 @@
 Sum the torture's raw results between two lab hosts (the JSON lines that
 scripts/torture-pairs.sh appends under docs/results/torture-pairs/) into
 the table of docs/results.rst, one row per kernel pair, vCPU count and
-accelerator, and print it as an RST csv-table with the totals.
+accelerator, and print it as an RST csv-table with the totals.  With
+--modes, sum scripts/torture-modes.sh's lines instead, one row per
+kernel, mode and accelerator.
 
-  torture-table.py [DIR]      default: docs/results/torture-pairs
+  torture-table.py [DIR]            default: docs/results/torture-pairs
+  torture-table.py --modes [DIR]    default: docs/results/modes
 
 A line without a result (a run that died) counts as a failed run.
 
@@ -41,12 +44,19 @@ def num(run, key):
     return value if isinstance(value, int) else 0
 
 
-def summarise(rows):
+def pair_key(run):
+    return (run.get("pair", "?"), run.get("cpus", 1), run.get("accel", "?"))
+
+
+def mode_key(run):
+    return (run.get("kernel", "?"), run.get("mode", "precopy"),
+            run.get("accel", "?"))
+
+
+def summarise(rows, key_of):
     groups = defaultdict(lambda: defaultdict(int))
     for run in rows:
-        key = (run.get("pair", "?"), run.get("cpus", 1),
-               run.get("accel", "?"))
-        g = groups[key]
+        g = groups[key_of(run)]
         g["runs"] += 1
         ok = "error" not in run and run.get("migrations") is not None
         if not ok or run.get("status", 0) != 0:
@@ -56,8 +66,11 @@ def summarise(rows):
         for k in ("migrations", "migrations_a_to_b", "migrations_b_to_a",
                   "migrations_failed", "stops_in_flight", "stops_traced",
                   "events_injected", "lost", "l1_nmi_corrupt",
-                  "l1_nmi_extra"):
+                  "l1_nmi_extra", "strict_refusals", "cross_ipis_sent",
+                  "cross_nmis_sent"):
             g[k] += num(run, k)
+        g["cross_lost"] += num(run, "cross_ipis_lost") + \
+            num(run, "cross_nmis_lost")
         g["misdirected"] += sum(num(run, k) for k in MISDIRECTED)
         ctl = run.get("control") or {}
         g["control_bad"] += ctl.get("bad") or 0
@@ -65,14 +78,12 @@ def summarise(rows):
     return groups
 
 
-def main():
-    folder = sys.argv[1] if len(sys.argv) > 1 else \
-        "docs/results/torture-pairs"
-    groups = summarise(load(folder))
+def print_pairs(groups):
     print(".. csv-table::")
     print("   :header: \"pair (A,B)\", vCPUs, accel, runs (failed), "
           "\"migrations (A to B + B to A)\", in flight, events, lost, "
           "\"duplicated, misdirected\", l1_nmi_corrupt, "
+          "\"IPIs + NMIs between vCPUs, lost\", "
           "\"control: events, bad\"")
     print()
     totals = defaultdict(int)
@@ -87,9 +98,50 @@ def main():
               f"{g['migrations_b_to_a']})\", {g['stops_in_flight']}, "
               f"{g['events_injected']}, {g['lost']}, {g['misdirected']}, "
               f"{g['l1_nmi_corrupt']}, "
+              f"\"{g['cross_ipis_sent'] + g['cross_nmis_sent']}, "
+              f"{g['cross_lost']}\", "
               f"\"{g['control_events']}, {g['control_bad']}\"")
+    return totals
+
+
+def print_modes(groups):
+    print(".. csv-table::")
+    print("   :header: kernel, mode, accel, runs (failed), \"saved and "
+          "restored\", \"strict refusals\", in flight, events, lost, "
+          "\"duplicated, misdirected\", l1_nmi_corrupt, "
+          "\"IPIs + NMIs between vCPUs, lost\"")
     print()
-    print("Totals: " + ", ".join(f"{accel} {n} migrations"
+    totals = defaultdict(int)
+    for key in sorted(groups, key=lambda k: (k[0], k[1],
+                                             k[2] != "nested-kvm", k[2])):
+        kernel, mode, accel = key
+        g = groups[key]
+        totals[accel] += g["migrations"]
+        print(f"   {kernel}, {mode}, \"{accel}\", "
+              f"{g['runs']} ({g['failed_runs']}), {g['migrations']}, "
+              f"{g['strict_refusals']}, {g['stops_in_flight']}, "
+              f"{g['events_injected']}, {g['lost']}, {g['misdirected']}, "
+              f"{g['l1_nmi_corrupt']}, "
+              f"\"{g['cross_ipis_sent'] + g['cross_nmis_sent']}, "
+              f"{g['cross_lost']}\"")
+    return totals
+
+
+def main():
+    args = sys.argv[1:]
+    modes = bool(args) and args[0] == "--modes"
+    if modes:
+        args = args[1:]
+    folder = args[0] if args else \
+        ("docs/results/modes" if modes else "docs/results/torture-pairs")
+    rows = load(folder)
+    if modes:
+        totals = print_modes(summarise(rows, mode_key))
+    else:
+        totals = print_pairs(summarise(rows, pair_key))
+    print()
+    print("Totals: " + ", ".join(f"{accel} {n} "
+                                 f"{'saves' if modes else 'migrations'}"
                                  for accel, n in sorted(totals.items())))
     return 0
 
