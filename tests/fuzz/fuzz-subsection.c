@@ -432,12 +432,14 @@ static void check_state_edits(const NestedEventState *st,
         return;
     }
     /*
-     * The run is pending exactly when the model says so, except that
-     * prepare_vmcs02_early() reads an L1-origin event from vmcs12 only
-     * on a pending run.
+     * The run is pending exactly when the model says so, or when L1's
+     * event is restored as its VMRUN/VMLAUNCH asked for it: VMX's
+     * prepare_vmcs02_early() reads it from vmcs12 only on a pending run,
+     * and SVM's would otherwise lose it to an exit for a pending L1
+     * interrupt (event-model.rst).
      */
     CHECK(!!(flags & KVM_STATE_NESTED_RUN_PENDING) ==
-          (st->nested_run_pending || (!svm && l1_event)));
+          (st->nested_run_pending || l1_event));
     raw = ld_le(vmcs + (svm ? NESTED_VMCB_EVENT_INJ
                             : NESTED_VMCS12_ENTRY_INTR_INFO), 4);
     /* The other vendor's control block is not there to be edited. */

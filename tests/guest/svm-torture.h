@@ -30,8 +30,9 @@ extern char t_l1_ipi_entry[];
 extern volatile uint8_t t_l2_errpushed[256];
 /* L1's handlers count here, per vCPU (x2APIC ID): its own NMIs, */
 extern volatile uint64_t t_l1_nmi_count[];
-/* NMIs and fixed IPIs from the previous vCPU, */
+/* the NMIs from the previous vCPU, */
 extern volatile uint64_t t_l1_cross_nmi_count[];
+/* the fixed IPIs from the previous vCPU, */
 extern volatile uint64_t t_l1_ipi_count[];
 /* and whether the next NMI is one of those (svm-torture.c CROSS_NMI_*) */
 extern volatile uint64_t t_cross_nmi_state[];
