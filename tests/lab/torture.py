@@ -584,9 +584,11 @@ def migration_run(args, tracer):
             raise
         finally:
             if args.keep_dir:
+                # one name per run, so that a later run keeps this one's
+                tag = f"{args.accel}-{args.mode}-{time.strftime('%H%M%S')}"
                 for f in list(lab.dir.glob("*.serial")) + \
                         list(lab.dir.glob("*.stderr")):
-                    Path(args.keep_dir, f"{args.accel}-{f.name}") \
+                    Path(args.keep_dir, f"{tag}-{f.name}") \
                         .write_bytes(f.read_bytes())
 
 
