@@ -43,7 +43,8 @@ for k in $kernels; do
         for a in $accels; do
             n=$((n + 1))
             case $a in
-                nested-kvm) opts=(--accel nested-kvm --expect-clean) ;;
+                nested-kvm) opts=(--accel nested-kvm --expect-clean
+                                  --allow-refusals) ;;
                 kvm) opts=(--accel kvm --report-only) ;;
                 nested-kvm-best-effort-nosettle)
                     opts=(--accel nested-kvm --best-effort

@@ -156,11 +156,17 @@ check "torture: nested-kvm strict refusals at the final stop leave the source ru
 # snapshot-load, cont, as libvirt's do), each with a 2-vCPU guest
 # hypervisor: nothing lost, at least one stop in flight (20 rounds; 10
 # and 8 of 12 stops landed in flight for paused and savevm on 6.12).
+# A stop whose vCPU in guest mode crosses no chain boundary within
+# stop-settle-ms may be refused by strict mode, cleanly (the source as it
+# was): the mode allows that, and the torture counts it (1 paused
+# migration in 30 on the one-vCPU L1, where both guest vCPUs share it).
 for mode in postcopy multifd paused savevm; do
+    allow=()
+    case $mode in paused|savevm) allow=(--allow-refusals) ;; esac
     check "torture: nested-kvm, $mode, 2 vCPUs, 20 times, nothing lost, duplicated or misdirected, a stop in flight" \
         lab_torture "torture $mode" 600 --accel nested-kvm --mode "$mode" \
         --cpus 2 --migrations 20 --max-gap 0.5 --control-seconds 0 \
-        --expect-clean
+        --expect-clean "${allow[@]}"
 done
 # The control for the paused case: without stop-settle-ms the observers
 # are armed only by the migration, on a VM that no longer runs, and
