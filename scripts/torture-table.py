@@ -78,6 +78,15 @@ def summarise(rows, key_of):
     return groups
 
 
+def outcome_cells(g):
+    """The columns both tables end with: in flight, events, lost,
+    misdirected, L1 NMIs blocked, and the IPIs and NMIs between vCPUs."""
+    return (f"{g['stops_in_flight']}, {g['events_injected']}, {g['lost']}, "
+            f"{g['misdirected']}, {g['l1_nmi_corrupt']}, "
+            f"\"{g['cross_ipis_sent'] + g['cross_nmis_sent']}, "
+            f"{g['cross_lost']}\"")
+
+
 def print_pairs(groups):
     print(".. csv-table::")
     print("   :header: \"pair (A,B)\", vCPUs, accel, runs (failed), "
@@ -95,11 +104,7 @@ def print_pairs(groups):
         print(f"   \"{pair}\", {cpus}, {accel}, "
               f"{g['runs']} ({g['failed_runs']}), "
               f"\"{g['migrations']} ({g['migrations_a_to_b']} + "
-              f"{g['migrations_b_to_a']})\", {g['stops_in_flight']}, "
-              f"{g['events_injected']}, {g['lost']}, {g['misdirected']}, "
-              f"{g['l1_nmi_corrupt']}, "
-              f"\"{g['cross_ipis_sent'] + g['cross_nmis_sent']}, "
-              f"{g['cross_lost']}\", "
+              f"{g['migrations_b_to_a']})\", {outcome_cells(g)}, "
               f"\"{g['control_events']}, {g['control_bad']}\"")
     return totals
 
@@ -119,11 +124,7 @@ def print_modes(groups):
         totals[accel] += g["migrations"]
         print(f"   {kernel}, {mode}, \"{accel}\", "
               f"{g['runs']} ({g['failed_runs']}), {g['migrations']}, "
-              f"{g['strict_refusals']}, {g['stops_in_flight']}, "
-              f"{g['events_injected']}, {g['lost']}, {g['misdirected']}, "
-              f"{g['l1_nmi_corrupt']}, "
-              f"\"{g['cross_ipis_sent'] + g['cross_nmis_sent']}, "
-              f"{g['cross_lost']}\"")
+              f"{g['strict_refusals']}, {outcome_cells(g)}")
     return totals
 
 

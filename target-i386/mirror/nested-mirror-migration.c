@@ -40,7 +40,6 @@ typedef enum ObserverUse {
 
 static NestedMirrorConfig mirror_config;
 static NotifierWithReturn migration_notifier;
-static VMChangeStateEntry *vm_state_entry;
 static ObserverUse observer_use;
 /* The migration's observers were armed at a stop and hold its records */
 static bool migrating_since_stop;
@@ -197,6 +196,7 @@ void nested_mirror_prepare_stop(RunState state)
 {
     Error *local = NULL;
     int64_t start, deadline;
+    bool unsettled;
     CPUState *cs;
 
     /* Shutdown saves nothing; a migration armed at its own setup. */
@@ -220,11 +220,11 @@ void nested_mirror_prepare_stop(RunState state)
     stop_probing = false;
     start = qemu_clock_get_us(QEMU_CLOCK_REALTIME);
     deadline = start + mirror_config.stop_settle_ms * 1000LL;
-    while (stop_unsettled() &&
+    while ((unsettled = stop_unsettled()) &&
            qemu_clock_get_us(QEMU_CLOCK_REALTIME) < deadline) {
         g_usleep(100);
     }
-    trace_nested_mirror_stop_settled(RunState_str(state), !stop_unsettled(),
+    trace_nested_mirror_stop_settled(RunState_str(state), !unsettled,
         qemu_clock_get_us(QEMU_CLOCK_REALTIME) - start);
 }
 
@@ -242,8 +242,7 @@ void nested_mirror_migration_init(const NestedMirrorConfig *config)
 {
     mirror_config = *config;
     migration_add_notifier(&migration_notifier, migration_notify);
-    vm_state_entry = qemu_add_vm_change_state_handler(vm_state_changed,
-                                                      NULL);
+    qemu_add_vm_change_state_handler(vm_state_changed, NULL);
 }
 
 /* x-unknown-verdicts: spoil the next verdict on purpose, for tests */

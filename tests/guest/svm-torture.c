@@ -320,6 +320,12 @@ static bool cross_events(void)
     return ncpus > 1 && cross_kinds;
 }
 
+/* The vCPU that sends vCPU t its cross IPIs and NMIs (ring order) */
+static unsigned cross_sender(unsigned t)
+{
+    return (t + ncpus - 1) % ncpus;
+}
+
 /*
  * The self-NMI check owns this vCPU's NMIs while it runs, so that its
  * handler counts the right one.  A cross NMI still in flight is waited
@@ -367,7 +373,7 @@ static bool nmi_check_begin(TortureCpu *c)
     if (diag_slot()) {
         lock_print();
         kprintf("# torture: cpu %u round %lu: the NMI from cpu %u %s\n",
-                c->index, c->rounds, (c->index + ncpus - 1) % ncpus,
+                c->index, c->rounds, cross_sender(c->index),
                 blocked ? "was blocked in L1 until IRET" : "never came");
         unlock_print();
     }
@@ -414,7 +420,7 @@ static void cross_send(TortureCpu *c, uint64_t rnd)
 /* What vCPU t's predecessor sent it that has not arrived yet */
 static uint64_t cross_in_flight(unsigned t)
 {
-    const TortureCpu *from = &cpus[(t + ncpus - 1) % ncpus];
+    const TortureCpu *from = &cpus[cross_sender(t)];
 
     return from->ipis_sent - t_l1_ipi_count[t] +
            (t_cross_nmi_state[t] == CROSS_NMI_SENT);
@@ -865,7 +871,7 @@ static void cross_lost(uint64_t *ipis, uint64_t *nmis)
 
     *ipis = *nmis = 0;
     for (t = 0; cross_events() && t < ncpus; t++) {
-        const TortureCpu *from = &cpus[(t + ncpus - 1) % ncpus];
+        const TortureCpu *from = &cpus[cross_sender(t)];
 
         *ipis += from->ipis_sent - t_l1_ipi_count[t];
         *nmis += from->nmis_sent - t_l1_cross_nmi_count[t];

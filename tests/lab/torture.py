@@ -80,7 +80,6 @@ TRACE_EVENTS = ("kvm_entry", "kvm_exit", "kvm_nested_vmexit",
                 "kvm_userspace_exit")
 EXITINTINFO_FIELDS = ("exit_int_info", "intr_info", "exit_intr_info")
 INSTANCE = "nkvm-torture"
-FORCED_UNKNOWN = "verdict forced unknown (x-unknown-verdicts)"
 # What strict mode says when it refuses to save a vCPU it cannot judge
 STRICT_REFUSALS = ("cannot tell whether L1's event is in flight",
                    "nothing watched its nested entries and exits")
@@ -531,10 +530,8 @@ def snapshot_loop(args, tracer, stats, start, lab):
             record_failure(args, vm, stats, "snapshot-save",
                            " | ".join(why[-1:] + [err]), bool(why))
             vm.qmp("cont")
-            bad = nkvm.source_idle(vm, idle, args.accel == "nested-kvm")
-            if why and bad:
-                stats["strict_refusals_bad"] += 1
-                log(f"strict refusal: {bad}")
+            if why:
+                check_refusal_left(args, vm, stats, idle, "running")
             if args.expect_refusals:
                 i += 1
             continue
@@ -604,6 +601,16 @@ def record_failure(args, src, stats, status, reason, refused):
         stats["strict_refusals"] += 1
     if stats["migrations_failed"] > max(10, args.migrations):
         raise nkvm.NkvmError("too many failed migrations")
+
+
+def check_refusal_left(args, src, stats, idle_fds, state):
+    """A strict refusal must leave SRC as it was: in run state STATE, no
+    more than IDLE_FDS open, no restore plan pending."""
+    why = nkvm.source_idle(src, idle_fds, args.accel == "nested-kvm",
+                           state=state)
+    if why:
+        stats["strict_refusals_bad"] += 1
+        log(f"strict refusal: {why}")
 
 
 def count_stop(tracer, stats):
@@ -680,12 +687,9 @@ def migration_loop(args, tracer, stats, start, lab):
             record_failure(args, src, stats, info.get("status"), reason,
                            refused)
             if refused:
-                why = nkvm.source_idle(src, idle, args.accel == "nested-kvm",
-                                       state=("paused" if args.mode ==
-                                              "paused" else "running"))
-                if why:
-                    stats["strict_refusals_bad"] += 1
-                    log(f"strict refusal: {why}")
+                check_refusal_left(args, src, stats, idle,
+                                   "paused" if args.mode == "paused"
+                                   else "running")
             if src.qmp("query-status").get("status") != "running":
                 src.qmp("cont")
             n += 1
