@@ -70,6 +70,8 @@ typedef struct NestedMirror {
     /* Armed around a migration or a stop (nested-mirror-migration.c) */
     NestedObserver *observer;
     NestedWindow window;        /* its verdict at the last get */
+    /* In guest mode at the stop being prepared: wait for a boundary */
+    bool settling;
     bool warned;                /* best-effort warning given, this run */
 } NestedMirror;
 

@@ -28,6 +28,7 @@
 #include "system/runstate.h"
 #include "hw/core/cpu.h"
 #include "cpu.h"
+#include "kvm/kvm_i386.h"
 #include "nested-mirror-int.h"
 #include "trace.h"
 
@@ -43,8 +44,6 @@ static NotifierWithReturn migration_notifier;
 static ObserverUse observer_use;
 /* The migration's observers were armed at a stop and hold its records */
 static bool migrating_since_stop;
-/* In prepare_stop, whose syncs only ask whether a vCPU is in guest mode */
-static bool stop_probing;
 
 static bool best_effort(void)
 {
@@ -169,6 +168,20 @@ static void vm_state_changed(void *opaque, bool running, RunState state)
     }
 }
 
+/*
+ * On the vCPU's thread, while the VM runs.  A full sync would tell the
+ * same, but then everything it read is written back before the vCPU
+ * runs on, soft events included, which KVM_GET_VCPU_EVENTS cannot
+ * describe.  A vCPU whose guest mode cannot be read settles like one in
+ * guest mode.
+ */
+static void probe_guest_mode(CPUState *cs, run_on_cpu_data data)
+{
+    X86CPU *cpu = X86_CPU(cs);
+
+    cpu->env.nested_mirror->settling = kvm_vcpu_in_guest_mode(cpu) != 0;
+}
+
 /* Whether any vCPU in guest mode has not crossed a chain boundary yet */
 static bool stop_unsettled(void)
 {
@@ -177,8 +190,7 @@ static bool stop_unsettled(void)
     CPU_FOREACH(cs) {
         NestedMirror *m = X86_CPU(cs)->env.nested_mirror;
 
-        if (m->model.guest_mode &&
-            !nested_observer_crossed_boundary(m->observer)) {
+        if (m->settling && !nested_observer_crossed_boundary(m->observer)) {
             return true;
         }
     }
@@ -212,12 +224,12 @@ void nested_mirror_prepare_stop(RunState state)
         return;
     }
     observer_use = OBSERVERS_STOPPED;
-    /* Each vCPU's guest mode, from a sync that its thread runs */
-    stop_probing = true;
+    start = qemu_clock_get_us(QEMU_CLOCK_REALTIME);
     CPU_FOREACH(cs) {
-        cpu_synchronize_state(cs);
+        run_on_cpu(cs, probe_guest_mode, RUN_ON_CPU_NULL);
     }
-    stop_probing = false;
+    trace_nested_mirror_stop_probed(
+        qemu_clock_get_us(QEMU_CLOCK_REALTIME) - start);
     start = qemu_clock_get_us(QEMU_CLOCK_REALTIME);
     deadline = start + mirror_config.stop_settle_ms * 1000LL;
     while ((unsettled = stop_unsettled()) &&
@@ -265,7 +277,7 @@ bool nested_mirror_observe(X86CPU *cpu, NestedMirror *m, GError **errp)
     g_autoptr(GError) err = NULL;
 
     /* Outside guest mode nothing of L1's can be in flight. */
-    if (!m->observer || !m->model.guest_mode || stop_probing) {
+    if (!m->observer || !m->model.guest_mode) {
         return true;
     }
     nested_observer_judge(m->observer, &m->window);
