@@ -3,6 +3,7 @@
 check-layers: our C code in one-way layers (issue #13)
 
     accelerator -> mirror -> observer -> core        tcg: on its own
+    helper -> core (the privileged observer helper, its own program)
 
 A file may include, call or read what its own layer or a lower one
 defines, never a higher one; tcg may use nothing of ours outside tcg and
@@ -58,6 +59,7 @@ LAYERS = {
     "accel": 3,
     "mirror": 2,
     "observer": 1,
+    "helper": 1,
     "core": 0,
     "tcg": None,
 }
@@ -67,11 +69,12 @@ LAYERS = {
 LAYER_TABLE = [
     ("accel/nested-kvm/*.[ch]", "accel"),
     ("target-i386/mirror/nested-mirror*.[ch]", "mirror"),
-    ("target-i386/mirror/nested-observer.[ch]", "observer"),
+    ("target-i386/mirror/nested-observer*.[ch]", "observer"),
     # Only includes the generated trace header; the lowest user owns it.
     ("target-i386/mirror/trace.h", "observer"),
     ("target-i386/*.[ch]", "core"),
     ("target-i386/tcg/*.[ch]", "tcg"),
+    ("scripts/observer-helper/*.[ch]", "helper"),
 ]
 
 # Where build-fork.sh lays our directories in QEMU's tree, when the tree

@@ -36,6 +36,7 @@ static int nested_kvm_init_machine(MachineState *ms)
         .event_migration = s->event_migration,
         .unknown_verdicts = s->unknown_verdicts,
         .stop_settle_ms = s->stop_settle_ms,
+        .observer_helper = s->observer_helper,
     };
     int ret;
 
@@ -119,6 +120,28 @@ static void nested_kvm_set_u32(Object *obj, Visitor *v, const char *name,
     *nested_kvm_u32_field(obj, opaque) = value;
 }
 
+static char *nested_kvm_get_observer_helper(Object *obj, Error **errp)
+{
+    return g_strdup(NESTED_KVM_STATE(obj)->observer_helper);
+}
+
+static void nested_kvm_set_observer_helper(Object *obj, const char *value,
+                                           Error **errp)
+{
+    NestedKvmState *s = NESTED_KVM_STATE(obj);
+
+    if (!nested_kvm_check_settable(s, "observer-helper", errp)) {
+        return;
+    }
+    if (value[0] != '/') {
+        error_setg(errp, "nested-kvm: observer-helper=%s is not an absolute "
+                   "socket path", value);
+        return;
+    }
+    g_free(s->observer_helper);
+    s->observer_helper = g_strdup(value);
+}
+
 static void nested_kvm_accel_instance_init(Object *obj)
 {
     NestedKvmState *s = NESTED_KVM_STATE(obj);
@@ -159,6 +182,13 @@ static void nested_kvm_accel_class_init(ObjectClass *oc, void *data)
         "how long a stop of the running VM (pause, savevm) may let a vCPU "
         "inside L1's event delivery run on, so that a later save can tell "
         "whether that event is in flight; 0: not at all");
+    object_class_property_add_str(oc, "observer-helper",
+                                  nested_kvm_get_observer_helper,
+                                  nested_kvm_set_observer_helper);
+    object_class_property_set_description(oc, "observer-helper",
+        "socket of nested-kvm-observer-helper, which opens KVM's nested "
+        "tracepoints for a QEMU without the privilege to "
+        "(docs/libvirt.rst)");
 }
 
 static const TypeInfo nested_kvm_accel_type = {

@@ -26,6 +26,8 @@ struct NestedKvmState {
     uint32_t unknown_verdicts;
     /* How long a stop lets a vCPU finish L1's event delivery */
     uint32_t stop_settle_ms;
+    /* The privileged helper's socket, for a QEMU that cannot open perf */
+    char *observer_helper;
 };
 
 /*

@@ -71,15 +71,17 @@ static bool observers_arm(Error **errp)
     NestedTraceFormat format;
     CPUState *cs;
 
-    if (!nested_observer_load_format(&format, errp)) {
+    if (!nested_observer_load_format(&format, mirror_config.observer_helper,
+                                     errp)) {
         return false;
     }
     CPU_FOREACH(cs) {
         NestedMirror *m = X86_CPU(cs)->env.nested_mirror;
 
         m->warned = false;
-        m->observer = nested_observer_new(&format, cs->thread_id,
-                                          cs->cpu_index, errp);
+        m->observer = nested_observer_new(&format,
+                                          mirror_config.observer_helper,
+                                          cs->thread_id, cs->cpu_index, errp);
         if (!m->observer) {
             observers_disarm();
             return false;

@@ -22,6 +22,8 @@ typedef struct NestedMirrorConfig {
     NestedKvmEventMigration event_migration;
     uint32_t unknown_verdicts;  /* tests: force the first N verdicts */
     uint32_t stop_settle_ms;    /* 0: a stop arms no observer */
+    /* NULL: open the tracepoints here; else the helper's socket */
+    const char *observer_helper;
 } NestedMirrorConfig;
 
 /* -accel nested-kvm, once KVM is up: mirror every vCPU created next. */

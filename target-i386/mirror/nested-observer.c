@@ -20,6 +20,8 @@
 #include "qapi/error.h"
 #include "qemu/atomic.h"
 #include "nested-observer.h"
+#include "../nested-tracefs.h"
+#include "nested-observer-helper.h"
 #include "trace.h"
 
 #include <linux/perf_event.h>
@@ -42,62 +44,36 @@ struct NestedObserver {
     NestedTraceFormat format;
 };
 
-static const char *const tracefs_roots[] = {
-    "/sys/kernel/tracing", "/sys/kernel/debug/tracing",
-};
-
-static bool observer_load_one(NestedTraceFormat *fmt, NestedTraceKind kind,
-                              Error **errp)
+bool nested_observer_load_format(NestedTraceFormat *fmt, const char *helper,
+                                 Error **errp)
 {
-    const char *const *names = nested_trace_names(kind);
+    char *texts[NESTED_TRACE__MAX];
     g_autoptr(GError) gerr = NULL;
+    bool ok;
 
-    for (size_t n = 0; names[n]; n++) {
-        for (size_t r = 0; r < G_N_ELEMENTS(tracefs_roots); r++) {
-            g_autofree char *path = g_strdup_printf("%s/events/kvm/%s/format",
-                                                    tracefs_roots[r],
-                                                    names[n]);
-            g_autofree char *text = NULL;
-
-            if (!g_file_get_contents(path, &text, NULL, NULL)) {
-                continue;
-            }
-            if (!nested_trace_parse_format(fmt, kind, text, &gerr)) {
-                error_setg(errp, "%s: %s", path, gerr->message);
-                return false;
-            }
-            return true;
-        }
-    }
-    error_setg(errp, "no readable tracefs format for kvm:%s under %s or %s "
-               "(tracefs not mounted, or not readable by this process)",
-               names[0], tracefs_roots[0], tracefs_roots[1]);
-    return false;
-}
-
-bool nested_observer_load_format(NestedTraceFormat *fmt, Error **errp)
-{
-    memset(fmt, 0, sizeof(*fmt));
-    for (int k = 0; k < NESTED_TRACE__MAX; k++) {
-        if (!observer_load_one(fmt, k, errp)) {
+    if (helper) {
+        if (!nested_observer_helper_formats(helper, texts, errp)) {
             return false;
         }
+    } else if (!nested_tracefs_read_formats(texts, &gerr)) {
+        error_setg(errp, "%s", gerr->message);
+        return false;
     }
-    return true;
+    ok = nested_tracefs_parse_formats(fmt, texts, &gerr);
+    for (int k = 0; k < NESTED_TRACE__MAX; k++) {
+        g_free(texts[k]);
+    }
+    if (!ok) {
+        error_setg(errp, "tracefs format: %s", gerr->message);
+    }
+    return ok;
 }
 
 static int observer_perf_open(uint16_t id, int tid)
 {
-    struct perf_event_attr attr = {
-        .type = PERF_TYPE_TRACEPOINT,
-        .size = sizeof(attr),
-        .config = id,
-        .sample_period = 1,
-        .sample_type = PERF_SAMPLE_RAW,
-        /* Overwrite the oldest records: only the newest ones matter. */
-        .write_backward = 1,
-    };
+    struct perf_event_attr attr;
 
+    nested_tracefs_perf_attr(&attr, id);
     return syscall(__NR_perf_event_open, &attr, tid, -1, -1,
                    PERF_FLAG_FD_CLOEXEC);
 }
@@ -119,18 +95,9 @@ void nested_observer_free(NestedObserver *o)
 }
 
 /* The first tracepoint owns the ring; the others write into it. */
-static bool observer_attach(NestedObserver *o, NestedTraceKind kind, int tid,
-                            Error **errp)
+static bool observer_adopt(NestedObserver *o, NestedTraceKind kind, int fd,
+                           Error **errp)
 {
-    int fd = observer_perf_open(o->format.ev[kind].id, tid);
-
-    if (fd < 0) {
-        error_setg_errno(errp, errno, "perf_event_open(kvm:%s) for vCPU %d "
-                         "(thread %d); tracepoint samples need CAP_PERFMON "
-                         "or kernel.perf_event_paranoid=-1",
-                         nested_trace_names(kind)[0], o->cpu_index, tid);
-        return false;
-    }
     o->fd[kind] = fd;
     if (kind != 0) {
         if (ioctl(fd, PERF_EVENT_IOC_SET_OUTPUT, o->fd[0]) < 0) {
@@ -152,18 +119,51 @@ static bool observer_attach(NestedObserver *o, NestedTraceKind kind, int tid,
     return true;
 }
 
-NestedObserver *nested_observer_new(const NestedTraceFormat *fmt, int tid,
+static bool observer_open(NestedObserver *o, int tid,
+                          int fds[NESTED_TRACE__MAX], Error **errp)
+{
+    for (int k = 0; k < NESTED_TRACE__MAX; k++) {
+        fds[k] = observer_perf_open(o->format.ev[k].id, tid);
+        if (fds[k] < 0) {
+            error_setg_errno(errp, errno, "perf_event_open(kvm:%s) for vCPU "
+                             "%d (thread %d); tracepoint samples need "
+                             "CAP_PERFMON, kernel.perf_event_paranoid=-1 or "
+                             "the observer helper (observer-helper=)",
+                             nested_trace_names(k)[0], o->cpu_index, tid);
+            for (int j = 0; j < k; j++) {
+                close(fds[j]);
+            }
+            return false;
+        }
+    }
+    return true;
+}
+
+NestedObserver *nested_observer_new(const NestedTraceFormat *fmt,
+                                    const char *helper, int tid,
                                     int cpu_index, Error **errp)
 {
     g_autoptr(NestedObserver) o = g_new0(NestedObserver, 1);
+    int fds[NESTED_TRACE__MAX];
+    bool opened;
 
     o->cpu_index = cpu_index;
     o->format = *fmt;
     for (int k = 0; k < NESTED_TRACE__MAX; k++) {
         o->fd[k] = -1;
     }
+    opened = helper ? nested_observer_helper_open(helper, tid, cpu_index, fds,
+                                                  errp)
+                    : observer_open(o, tid, fds, errp);
+    if (!opened) {
+        return NULL;
+    }
     for (int k = 0; k < NESTED_TRACE__MAX; k++) {
-        if (!observer_attach(o, k, tid, errp)) {
+        if (!observer_adopt(o, k, fds[k], errp)) {
+            /* the rest are not the observer's yet */
+            for (int j = k + 1; j < NESTED_TRACE__MAX; j++) {
+                close(fds[j]);
+            }
             return NULL;
         }
     }

@@ -13,18 +13,21 @@ typedef struct NestedObserver NestedObserver;
 
 /*
  * The record layouts of kvm_nested_vmenter, kvm_nested_vmexit and
- * kvm_nested_vmexit_inject, from tracefs: the same for every vCPU, so
- * read once per migration.  Fails, naming the file, when tracefs is not
- * readable by this process.
+ * kvm_nested_vmexit_inject, from tracefs, or from the observer helper
+ * listening at helper when that is not NULL: the same for every vCPU, so
+ * read once per arming.  Fails naming what could not be read or reached.
  */
-bool nested_observer_load_format(NestedTraceFormat *fmt, Error **errp);
+bool nested_observer_load_format(NestedTraceFormat *fmt, const char *helper,
+                                 Error **errp);
 
 /*
  * Start recording those tracepoints for the thread tid (vCPU cpu_index,
- * named in errors).  Fails, naming what is missing, when perf_event_open
- * is not available to this process.
+ * named in errors), opened here or, with helper, by the observer helper
+ * (docs/libvirt.rst).  Fails naming what is missing: the privilege to
+ * open them, or the helper.
  */
-NestedObserver *nested_observer_new(const NestedTraceFormat *fmt, int tid,
+NestedObserver *nested_observer_new(const NestedTraceFormat *fmt,
+                                    const char *helper, int tid,
                                     int cpu_index, Error **errp);
 void nested_observer_free(NestedObserver *o);
 

@@ -11,7 +11,13 @@ KVM's nested tracepoints.
     tracefs and tracepoint samples are closed to it), a strict migration
     fails at setup, before the source stops, with an error that names
     the reason; the source keeps running and the guest passes there;
-  - the same unprivileged QEMU with best-effort migrates, warning.
+  - the same unprivileged QEMU with best-effort migrates, warning;
+  - the same unprivileged QEMU with observer-helper= (the privileged
+    helper, docs/libvirt.rst, running as root) arms and a strict
+    migration completes, with QEMU still without any capability and
+    perf_event_paranoid unchanged;
+  - with the helper gone, a strict migration fails at setup naming the
+    helper's socket, and the source runs on.
 
 Prints TAP lines; exits 1 if any check failed.
 
@@ -74,9 +80,17 @@ def unprivileged():
             "--clear-groups", "--inh-caps=-all", "--bounding-set=-all"]
 
 
-def pair(lab, name, mode, wrapper=()):
+HELPER = nkvm.REPO / "build/standalone/scripts/observer-helper" / \
+    "nested-kvm-observer-helper"
+
+
+def pair(lab, name, mode, wrapper=(), helper=None):
     accel = f"nested-kvm,event-migration={mode}"
     extra = ["-cpu", "host"]
+    if helper:
+        # The helper opens only threads named "CPU n/KVM".
+        accel += f",observer-helper={helper}"
+        extra += ["-name", f"{name},debug-threads=on"]
     src = lab.vm(f"{name}-src", "migrate", accel=accel, extra_args=extra,
                  wrapper=wrapper).launch()
     dst = lab.vm(f"{name}-dst", "migrate", accel=accel, extra_args=extra,
@@ -135,13 +149,79 @@ def test_best_effort_unprivileged(lab):
     src.kill()
 
 
+def start_helper(lab):
+    """The observer helper as root, on a socket that nobody may use."""
+    path = Path(lab.dir) / "observer-helper.sock"
+    with open(Path(lab.dir) / "observer-helper.log", "w",
+              encoding="utf-8") as log:
+        # pylint: disable-next=consider-using-with
+        proc = subprocess.Popen([str(HELPER), "--socket", str(path)],
+                                stdout=log, stderr=log)
+    for _ in range(100):
+        if path.exists():
+            break
+        time.sleep(0.05)
+    # Under libvirt the unit gives the socket to QEMU's group instead.
+    os.chmod(path, 0o666)
+    return proc, path
+
+
+def cap_eff(vm):
+    """QEMU's effective capabilities, from /proc/PID/status."""
+    status = Path(f"/proc/{vm.proc.pid}/status").read_text()
+    return int(next(ln.split()[1] for ln in status.splitlines()
+                    if ln.startswith("CapEff:")), 16)
+
+
+def paranoid():
+    return Path("/proc/sys/kernel/perf_event_paranoid").read_text().strip()
+
+
+def test_strict_helper(lab):
+    before = paranoid()
+    helper, path = start_helper(lab)
+    try:
+        src, dst = pair(lab, "helper", "strict", unprivileged(), path)
+        caps = cap_eff(src)
+        info = nkvm.migrate(src, dst, timeout=TIMEOUT)
+        tap.check(info.get("status") == "completed",
+                  "strict, unprivileged, with the observer helper: the "
+                  "observer arms and the migration completes",
+                  f"{info.get('status')}: {info.get('error-desc', '')}")
+        tap.check(caps == 0 and paranoid() == before,
+                  "strict, unprivileged, with the observer helper: QEMU has "
+                  "no capability and perf_event_paranoid is unchanged",
+                  f"CapEff {caps:#x}, paranoid {before} -> {paranoid()}")
+        finish(dst, "strict, unprivileged, with the observer helper: the "
+               "guest passes on the destination")
+        src.kill()
+    finally:
+        helper.kill()
+        helper.wait()
+    # The same, with the helper gone: refused at setup, naming it.
+    src, dst = pair(lab, "nohelper", "strict", unprivileged(), path)
+    info = nkvm.migrate(src, dst, timeout=TIMEOUT)
+    err = info.get("error-desc", "")
+    run = src.qmp("query-status")
+    tap.check(info.get("status") == "failed" and
+              f"observer helper at {path}" in err and
+              run["status"] == "running",
+              "strict, the observer helper gone: the migration fails "
+              "naming its socket, and the source runs on",
+              f"{info.get('status')}: {err}; source {run['status']}")
+    dst.kill()
+    finish(src, "strict, the observer helper gone: the guest passes on the "
+           "source")
+
+
 def main():
     if not nkvm.check_environment(tap):
         return tap.finish()
     test_bad_value()
     why = lab_ready()
     names = ("strict as root", "strict unprivileged (3 checks)",
-             "best-effort unprivileged (2 checks)")
+             "best-effort unprivileged (2 checks)",
+             "strict unprivileged with the observer helper (5 checks)")
     if why:
         for name in names:
             tap.skip(name, why)
@@ -152,7 +232,7 @@ def main():
         # QEMU as nobody must reach its sockets and logs.
         os.chmod(lab.dir, 0o777)
         for test in (test_strict_root, test_strict_unprivileged,
-                     test_best_effort_unprivileged):
+                     test_best_effort_unprivileged, test_strict_helper):
             try:
                 test(lab)
             except nkvm.NkvmError as exc:
