@@ -184,3 +184,12 @@ check "torture: nested-kvm, savevm with stop-settle-ms=0, strict refuses, the VM
     --mode savevm --cpus 2 --migrations 4 --max-gap 0.5 \
     --control-seconds 0 --stop-settle-ms 0 --expect-refusals \
     --min-in-flight 0
+
+# The observer without privilege (docs/libvirt.rst): every QEMU runs as
+# nobody without capabilities, as under libvirt, and gets its tracepoint
+# events from nested-kvm-observer-helper (root here).  Nothing lost, a
+# stop in flight (12 of 20 on 6.12, 2026-11-30).
+check "torture: nested-kvm as nobody through the observer helper, 2 vCPUs, 20 migrations, nothing lost, a stop in flight" \
+    lab_torture "torture unprivileged" 600 --accel nested-kvm --unprivileged \
+    --cpus 2 --migrations 20 --max-gap 0.5 --control-seconds 0 \
+    --expect-clean

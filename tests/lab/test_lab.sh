@@ -85,8 +85,8 @@ lab_kernel() {
     # per accelerator, test_mirror.py 12, test_compat.py 4,
     # test_event_migration.py 9 and test_states.py 20: fewer means
     # something crashed.
-    if [ "$seen" -lt 88 ]; then
-        tap "not ok" "lab $k: all 88 checks reported (got $seen, status $rc)"
+    if [ "$seen" -lt 94 ]; then
+        tap "not ok" "lab $k: all 94 checks reported (got $seen, status $rc)"
     fi
     rm -f "$out" "$out.err"
 }

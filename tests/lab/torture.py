@@ -47,6 +47,7 @@ SPDX-License-Identifier: GPL-2.0-or-later
 """
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -63,6 +64,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "functional"))
 import nkvm  # noqa: E402
 import nested_stream as ns  # noqa: E402
 import remote  # noqa: E402
+
+# --unprivileged: QEMU as nobody, without capabilities, the observer
+# through the privileged helper (docs/libvirt.rst)
+NOBODY = 65534
+HELPER = nkvm.REPO / "build/standalone/scripts/observer-helper" / \
+    "nested-kvm-observer-helper"
 
 RESULT_RE = r"torture-result (\{.*\})"
 # An event delivered more than once or not as injected.
@@ -379,10 +386,17 @@ def new_vm(lab, n, args, incoming=None, agent=None, drop=0):
         accel += f",stop-settle-ms={args.stop_settle_ms}"
     if args.best_effort:
         accel += ",event-migration=best-effort"
+    extra = ["-cpu", cpu_for(args.accel), "-smp", str(args.cpus)] + \
+        [a for t in args.trace for a in ("-trace", t)]
+    wrapper = ()
+    if args.unprivileged:
+        accel += f",observer-helper={args.helper_socket}"
+        # the helper opens only threads named "CPU n/KVM"
+        extra += ["-name", f"vm{n},debug-threads=on"]
+        wrapper = ("setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}",
+                   "--clear-groups", "--inh-caps=-all", "--bounding-set=-all")
     kwargs = {"accel": accel, "memory_mb": 32, "incoming": incoming,
-              "extra_args": ["-cpu", cpu_for(args.accel),
-                             "-smp", str(args.cpus)] +
-              [a for t in args.trace for a in ("-trace", t)]}
+              "extra_args": extra, "wrapper": wrapper}
     # serial input: finish_guest() sends the guest its 'q'
     if agent is None:
         vm = nkvm.GuestVM(lab, f"vm{n}", scenario, serial_input=True,
@@ -554,6 +568,38 @@ def snapshot_loop(args, tracer, stats, start, lab):
     return stats, result, status
 
 
+@contextlib.contextmanager
+def observer_helper(args, lab):
+    """--unprivileged: the observer helper, as root, for this Lab's QEMUs
+    (which run as nobody: they must reach the Lab's folder and
+    /dev/kvm, which in the lab's throwaway L1 is fine to open up)."""
+    if not args.unprivileged:
+        yield
+        return
+    os.chmod(lab.dir, 0o777)
+    os.chmod("/dev/kvm", 0o666)
+    args.helper_socket = Path(lab.dir) / "observer-helper.sock"
+    with open(Path(lab.dir) / "observer-helper.log", "w",
+              encoding="utf-8") as helper_log:
+        # pylint: disable-next=consider-using-with
+        proc = subprocess.Popen([str(HELPER), "--socket",
+                                 str(args.helper_socket)],
+                                stdout=helper_log, stderr=helper_log)
+    try:
+        for _ in range(100):
+            if args.helper_socket.exists():
+                break
+            time.sleep(0.05)
+        os.chmod(args.helper_socket, 0o666)
+        yield
+    finally:
+        proc.kill()
+        proc.wait()
+        log_text = (Path(lab.dir) / "observer-helper.log").read_text()
+        for line in log_text.splitlines()[-5:]:
+            log(f"observer helper: {line}")
+
+
 def migration_run(args, tracer):
     stats = {"migrations": 0, "migrations_failed": 0, "stops_in_flight": 0,
              "migrations_a_to_b": 0, "migrations_b_to_a": 0,
@@ -565,7 +611,7 @@ def migration_run(args, tracer):
              "strict_refusals_bad": 0}
     start = time.monotonic()
     loop = snapshot_loop if args.mode == "savevm" else migration_loop
-    with nkvm.Lab(prefix="nkvm-torture-") as lab:
+    with nkvm.Lab(prefix="nkvm-torture-") as lab, observer_helper(args, lab):
         try:
             return loop(args, tracer, stats, start, lab)
         except nkvm.NkvmError:
@@ -726,7 +772,8 @@ def migration_loop(args, tracer, stats, start, lab):
 
 def control_run(args, seconds):
     start = time.monotonic()
-    with nkvm.Lab(prefix="nkvm-torture-ctl-") as lab:
+    with nkvm.Lab(prefix="nkvm-torture-ctl-") as lab, \
+            observer_helper(args, lab):
         vm = new_vm(lab, 0, args)
         wait_started(vm, args.timeout)
         log(f"control run: {seconds:.0f} s without migration")
@@ -837,6 +884,10 @@ def main():
     ap.add_argument("--expect-refusals", action="store_true",
                     help="strict refusals are expected: at least one, "
                          "each leaving the source as it was")
+    ap.add_argument("--unprivileged", action="store_true",
+                    help="run every QEMU as nobody without capabilities, "
+                         "the observer through nested-kvm-observer-helper "
+                         "(started here, as root; docs/libvirt.rst)")
     ap.add_argument("--pair", action="store_true",
                     help="on host A of scripts/lab pair: migrate between "
                          "the two hosts")
@@ -852,6 +903,9 @@ def main():
                      "not with --pair")
         if args.mode == "savevm":
             ap.error("--mode savevm stays on one host: not with --pair")
+        if args.unprivileged:
+            ap.error("--unprivileged starts its helper on this host only: "
+                     "not with --pair")
         args.own_addr = env[0]
         args.agent = remote.AgentClient(env[1], env[2], progress=log)
         ping = args.agent.call("ping")
@@ -896,6 +950,7 @@ def main():
         "mode": args.mode,
         **({"stop_settle_ms": args.stop_settle_ms}
            if args.stop_settle_ms is not None else {}),
+        **({"unprivileged": True} if args.unprivileged else {}),
         "kernel": kernel,
         "cpus": args.cpus,
         "migrations": stats["migrations"],
