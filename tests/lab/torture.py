@@ -388,15 +388,17 @@ def new_vm(lab, n, args, incoming=None, agent=None, drop=0):
         accel += ",event-migration=best-effort"
     extra = ["-cpu", cpu_for(args.accel), "-smp", str(args.cpus)] + \
         [a for t in args.trace for a in ("-trace", t)]
-    wrapper = ()
     if args.unprivileged:
         accel += f",observer-helper={args.helper_socket}"
         # the helper opens only threads named "CPU n/KVM"
         extra += ["-name", f"vm{n},debug-threads=on"]
-        wrapper = ("setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}",
-                   "--clear-groups", "--inh-caps=-all", "--bounding-set=-all")
     kwargs = {"accel": accel, "memory_mb": 32, "incoming": incoming,
-              "extra_args": extra, "wrapper": wrapper}
+              "extra_args": extra}
+    if args.unprivileged:
+        # local VMs only: --unprivileged is refused with --pair
+        kwargs["wrapper"] = ("setpriv", f"--reuid={NOBODY}",
+                             f"--regid={NOBODY}", "--clear-groups",
+                             "--inh-caps=-all", "--bounding-set=-all")
     # serial input: finish_guest() sends the guest its 'q'
     if agent is None:
         vm = nkvm.GuestVM(lab, f"vm{n}", scenario, serial_input=True,
