@@ -45,13 +45,18 @@ bool nested_tracefs_read_formats(char *texts[NESTED_TRACE__MAX],
     for (int k = 0; k < NESTED_TRACE__MAX; k++) {
         texts[k] = read_one(k, errp);
         if (!texts[k]) {
-            for (int j = 0; j < k; j++) {
-                g_clear_pointer(&texts[j], g_free);
-            }
+            nested_tracefs_free_formats(texts);
             return false;
         }
     }
     return true;
+}
+
+void nested_tracefs_free_formats(char *texts[NESTED_TRACE__MAX])
+{
+    for (int k = 0; k < NESTED_TRACE__MAX; k++) {
+        g_clear_pointer(&texts[k], g_free);
+    }
 }
 
 bool nested_tracefs_parse_formats(NestedTraceFormat *fmt,

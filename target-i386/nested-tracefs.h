@@ -25,6 +25,9 @@
 bool nested_tracefs_read_formats(char *texts[NESTED_TRACE__MAX],
                                  GError **errp);
 
+/* Free what nested_tracefs_read_formats() read; NULL entries are skipped */
+void nested_tracefs_free_formats(char *texts[NESTED_TRACE__MAX]);
+
 /* Parse texts[] from nested_tracefs_read_formats() into fmt */
 bool nested_tracefs_parse_formats(NestedTraceFormat *fmt,
                                   char *const texts[NESTED_TRACE__MAX],

@@ -91,9 +91,7 @@ static int open_events(pid_t tid, int fds[NESTED_TRACE__MAX], char **why)
         return -ENOENT;
     }
     parsed = nested_tracefs_parse_formats(&fmt, texts, &err);
-    for (int k = 0; k < NESTED_TRACE__MAX; k++) {
-        g_free(texts[k]);
-    }
+    nested_tracefs_free_formats(texts);
     if (!parsed) {
         *why = g_strdup(err->message);
         return -EINVAL;
@@ -154,7 +152,6 @@ static bool answer_formats(int conn)
     g_autoptr(GError) err = NULL;
     g_autoptr(GString) payload = g_string_new(NULL);
     NestedHelperReply reply;
-    bool sent;
 
     if (!nested_tracefs_read_formats(texts, &err)) {
         nested_helper_reply_set(&reply, ENOENT, err->message);
@@ -162,8 +159,8 @@ static bool answer_formats(int conn)
     }
     for (int k = 0; k < NESTED_TRACE__MAX; k++) {
         g_string_append_len(payload, texts[k], strlen(texts[k]) + 1);
-        g_free(texts[k]);
     }
+    nested_tracefs_free_formats(texts);
     if (payload->len > NESTED_HELPER_MAX_PAYLOAD) {
         nested_helper_reply_set(&reply, EMSGSIZE, "tracefs formats larger "
                                 "than the protocol carries");
@@ -171,8 +168,7 @@ static bool answer_formats(int conn)
     }
     nested_helper_reply_set(&reply, 0, NULL);
     reply.payload_len = payload->len;
-    sent = send_reply(conn, &reply, payload->str, NULL, 0);
-    return sent;
+    return send_reply(conn, &reply, payload->str, NULL, 0);
 }
 
 static bool answer_open(int conn, const struct ucred *cred, pid_t tid,

@@ -16,6 +16,7 @@
 #include "qapi/error.h"
 #include "nested-observer-helper.h"
 #include "../nested-helper-proto.h"
+#include "../nested-tracefs.h"
 
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -105,16 +106,15 @@ bool nested_observer_helper_formats(const char *path,
     NestedHelperRequest req = {
         .magic = NESTED_HELPER_MAGIC, .op = NESTED_HELPER_OP_FORMATS,
     };
-    g_autofree char *buf = g_malloc(sizeof(NestedHelperReply) +
-                                    NESTED_HELPER_MAX_PAYLOAD + 1);
+    size_t size = sizeof(NestedHelperReply) + NESTED_HELPER_MAX_PAYLOAD;
+    g_autofree char *buf = g_malloc(size);
     g_autoptr(GError) gerr = NULL;
     NestedHelperReply reply;
     int fds[NESTED_TRACE__MAX], nfds;
     const char *text, *end;
     ssize_t n;
 
-    n = helper_ask(path, &req, buf, sizeof(NestedHelperReply) +
-                   NESTED_HELPER_MAX_PAYLOAD, fds, &nfds, errp);
+    n = helper_ask(path, &req, buf, size, fds, &nfds, errp);
     if (n < 0) {
         return false;
     }
@@ -125,15 +125,14 @@ bool nested_observer_helper_formats(const char *path,
     }
     text = buf + sizeof(reply);
     end = text + reply.payload_len;
+    memset(texts, 0, sizeof(char *) * NESTED_TRACE__MAX);
     for (int k = 0; k < NESTED_TRACE__MAX; k++) {
         const char *nul = memchr(text, '\0', end - text);
 
         if (!nul) {
             error_setg(errp, "observer helper at %s: %d of %d format texts "
                        "in its reply", path, k, NESTED_TRACE__MAX);
-            for (int j = 0; j < k; j++) {
-                g_free(texts[j]);
-            }
+            nested_tracefs_free_formats(texts);
             return false;
         }
         texts[k] = g_strdup(text);

@@ -60,9 +60,7 @@ bool nested_observer_load_format(NestedTraceFormat *fmt, const char *helper,
         return false;
     }
     ok = nested_tracefs_parse_formats(fmt, texts, &gerr);
-    for (int k = 0; k < NESTED_TRACE__MAX; k++) {
-        g_free(texts[k]);
-    }
+    nested_tracefs_free_formats(texts);
     if (!ok) {
         error_setg(errp, "tracefs format: %s", gerr->message);
     }

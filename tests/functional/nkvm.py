@@ -263,6 +263,40 @@ def kvm_probe(device="/dev/kvm", nested=False, timeout=None):
     return why is None, why or ""
 
 
+NOBODY = 65534
+OBSERVER_HELPER = (REPO / "build/standalone/scripts/observer-helper" /
+                   "nested-kvm-observer-helper")
+
+
+def unprivileged_wrapper():
+    """Run QEMU as nobody, without capabilities, as under libvirt."""
+    return ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}",
+            "--clear-groups", "--inh-caps=-all", "--bounding-set=-all"]
+
+
+def start_observer_helper(directory, timeout=5.0):
+    """nested-kvm-observer-helper (docs/libvirt.rst), as this process's
+    user, on DIRECTORY/observer-helper.sock, open to every user (libvirt's
+    unit gives it to QEMU's group instead); its log is
+    DIRECTORY/observer-helper.log.  Returns (process, socket path)."""
+    path = Path(directory) / "observer-helper.sock"
+    with open(Path(directory) / "observer-helper.log", "w",
+              encoding="utf-8") as log:
+        # pylint: disable-next=consider-using-with
+        proc = subprocess.Popen([str(OBSERVER_HELPER), "--socket",
+                                 str(path)], stdout=log, stderr=log)
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            proc.wait()
+            raise NkvmError(f"{OBSERVER_HELPER} did not open {path} "
+                            f"(status {proc.returncode})")
+        time.sleep(0.05)
+    os.chmod(path, 0o666)
+    return proc, path
+
+
 class Lab:
     """A private temporary directory and every VM started in it.
 

@@ -36,7 +36,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import nkvm  # noqa: E402
 
 TIMEOUT = 120
-NOBODY = 65534
 tap = nkvm.Tap()
 
 
@@ -74,16 +73,6 @@ def lab_ready():
     return None if usable else f"no usable /dev/kvm: {why}"
 
 
-def unprivileged():
-    """A wrapper that runs QEMU as nobody, without capabilities."""
-    return ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}",
-            "--clear-groups", "--inh-caps=-all", "--bounding-set=-all"]
-
-
-HELPER = nkvm.REPO / "build/standalone/scripts/observer-helper" / \
-    "nested-kvm-observer-helper"
-
-
 def pair(lab, name, mode, wrapper=(), helper=None):
     accel = f"nested-kvm,event-migration={mode}"
     extra = ["-cpu", "host"]
@@ -116,7 +105,7 @@ def test_strict_root(lab):
 
 
 def test_strict_unprivileged(lab):
-    src, dst = pair(lab, "strict", "strict", unprivileged())
+    src, dst = pair(lab, "strict", "strict", nkvm.unprivileged_wrapper())
     start = time.monotonic()
     try:
         info = nkvm.migrate(src, dst, timeout=TIMEOUT)
@@ -138,7 +127,7 @@ def test_strict_unprivileged(lab):
 
 
 def test_best_effort_unprivileged(lab):
-    src, dst = pair(lab, "best", "best-effort", unprivileged())
+    src, dst = pair(lab, "best", "best-effort", nkvm.unprivileged_wrapper())
     info = nkvm.migrate(src, dst, timeout=TIMEOUT)
     warned = "event-migration=best-effort" in src.stderr_log()
     tap.check(info.get("status") == "completed" and warned,
@@ -147,23 +136,6 @@ def test_best_effort_unprivileged(lab):
     finish(dst, "best-effort, unprivileged: the guest passes on the "
            "destination")
     src.kill()
-
-
-def start_helper(lab):
-    """The observer helper as root, on a socket that nobody may use."""
-    path = Path(lab.dir) / "observer-helper.sock"
-    with open(Path(lab.dir) / "observer-helper.log", "w",
-              encoding="utf-8") as log:
-        # pylint: disable-next=consider-using-with
-        proc = subprocess.Popen([str(HELPER), "--socket", str(path)],
-                                stdout=log, stderr=log)
-    for _ in range(100):
-        if path.exists():
-            break
-        time.sleep(0.05)
-    # Under libvirt the unit gives the socket to QEMU's group instead.
-    os.chmod(path, 0o666)
-    return proc, path
 
 
 def cap_eff(vm):
@@ -179,9 +151,9 @@ def paranoid():
 
 def test_strict_helper(lab):
     before = paranoid()
-    helper, path = start_helper(lab)
+    helper, path = nkvm.start_observer_helper(lab.dir)
     try:
-        src, dst = pair(lab, "helper", "strict", unprivileged(), path)
+        src, dst = pair(lab, "helper", "strict", nkvm.unprivileged_wrapper(), path)
         caps = cap_eff(src)
         info = nkvm.migrate(src, dst, timeout=TIMEOUT)
         tap.check(info.get("status") == "completed",
@@ -199,7 +171,7 @@ def test_strict_helper(lab):
         helper.kill()
         helper.wait()
     # The same, with the helper gone: refused at setup, naming it.
-    src, dst = pair(lab, "nohelper", "strict", unprivileged(), path)
+    src, dst = pair(lab, "nohelper", "strict", nkvm.unprivileged_wrapper(), path)
     info = nkvm.migrate(src, dst, timeout=TIMEOUT)
     err = info.get("error-desc", "")
     run = src.qmp("query-status")

@@ -65,12 +65,6 @@ import nkvm  # noqa: E402
 import nested_stream as ns  # noqa: E402
 import remote  # noqa: E402
 
-# --unprivileged: QEMU as nobody, without capabilities, the observer
-# through the privileged helper (docs/libvirt.rst)
-NOBODY = 65534
-HELPER = nkvm.REPO / "build/standalone/scripts/observer-helper" / \
-    "nested-kvm-observer-helper"
-
 RESULT_RE = r"torture-result (\{.*\})"
 # An event delivered more than once or not as injected.
 MISDIRECTED_KEYS = ("duplicated", "wrong_vector", "wrong_rip",
@@ -396,9 +390,7 @@ def new_vm(lab, n, args, incoming=None, agent=None, drop=0):
               "extra_args": extra}
     if args.unprivileged:
         # local VMs only: --unprivileged is refused with --pair
-        kwargs["wrapper"] = ("setpriv", f"--reuid={NOBODY}",
-                             f"--regid={NOBODY}", "--clear-groups",
-                             "--inh-caps=-all", "--bounding-set=-all")
+        kwargs["wrapper"] = nkvm.unprivileged_wrapper()
     # serial input: finish_guest() sends the guest its 'q'
     if agent is None:
         vm = nkvm.GuestVM(lab, f"vm{n}", scenario, serial_input=True,
@@ -580,19 +572,8 @@ def observer_helper(args, lab):
         return
     os.chmod(lab.dir, 0o777)
     os.chmod("/dev/kvm", 0o666)
-    args.helper_socket = Path(lab.dir) / "observer-helper.sock"
-    with open(Path(lab.dir) / "observer-helper.log", "w",
-              encoding="utf-8") as helper_log:
-        # pylint: disable-next=consider-using-with
-        proc = subprocess.Popen([str(HELPER), "--socket",
-                                 str(args.helper_socket)],
-                                stdout=helper_log, stderr=helper_log)
+    proc, args.helper_socket = nkvm.start_observer_helper(lab.dir)
     try:
-        for _ in range(100):
-            if args.helper_socket.exists():
-                break
-            time.sleep(0.05)
-        os.chmod(args.helper_socket, 0o666)
         yield
     finally:
         proc.kill()
