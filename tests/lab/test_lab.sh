@@ -12,6 +12,11 @@
 # LAB_PAIR=A,B; LAB_PAIR=none skips it): the torture migrated between
 # them (tests/lab/in-pair.sh).
 #
+# Then libvirt (LAB_LIBVIRT=KERNEL, default 6.12; none skips it): Debian
+# 12's libvirt 9.0 manages the torture guest under nested-kvm, as
+# libvirt-qemu, through virsh save/restore and managedsave
+# (tests/lab/in-l1-libvirt.sh, docs/libvirt.rst).
+#
 # Prints TAP ("ok N - lab 6.1: ...", "# nrips=..." diagnostics) and exits 1
 # if any check failed.  LAB_SMP and LAB_TIMEOUT tune the L1 VM.
 #
@@ -108,6 +113,29 @@ lab_pair() {
     rm -f "$out" "$out.err"
 }
 
+# The libvirt checks: 14 in tests/lab/test_libvirt.py.
+lab_libvirt() {
+    local k=$1 out rc start elapsed
+    out=$(mktemp)
+    if ! "$top/scripts/fetch-upstream.sh" libvirt > "$out.err" 2>&1; then
+        sed 's/^/# /' "$out.err"
+        tap "not ok" "lab libvirt $k: Debian 12's libvirt 9.0 unpacked"
+        rm -f "$out" "$out.err"
+        return
+    fi
+    start=$(date +%s)
+    "$top/scripts/lab" run --kernel "$k" --smp "$smp" --timeout "$timeout" \
+        -- bash tests/lab/in-l1-libvirt.sh > "$out" 2>> "$out.err"
+    rc=$?
+    elapsed=$(( $(date +%s) - start ))
+    sed 's/^/# /' "$out.err"
+    relay "libvirt $k" "$out"
+    if [ "$relayed" -lt 14 ]; then
+        tap "not ok" "lab libvirt $k: all 14 checks reported (got $relayed, status $rc after $elapsed s)"
+    fi
+    rm -f "$out" "$out.err"
+}
+
 main() {
     local kernels=("$@") k
     [ ${#kernels[@]} -gt 0 ] || kernels=(6.1 6.12)
@@ -115,6 +143,7 @@ main() {
         lab_kernel "$k"
     done
     [ "${LAB_PAIR:-6.1,6.12}" = none ] || lab_pair "${LAB_PAIR:-6.1,6.12}"
+    [ "${LAB_LIBVIRT:-6.12}" = none ] || lab_libvirt "${LAB_LIBVIRT:-6.12}"
     echo "1..$number"
     [ "$failures" -eq 0 ]
 }
