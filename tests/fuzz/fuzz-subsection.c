@@ -251,48 +251,6 @@ static bool plan_is_empty(const NestedRestorePlan *plan)
     return !memcmp(plan, &empty, sizeof(*plan));
 }
 
-static bool event_equal(const NestedEvent *a, const NestedEvent *b)
-{
-    return a->valid == b->valid && a->type == b->type &&
-           a->vector == b->vector && a->origin == b->origin &&
-           a->has_error_code == b->has_error_code &&
-           a->error_code == b->error_code && a->insn_len == b->insn_len &&
-           a->old_rip == b->old_rip && a->next_rip == b->next_rip &&
-           a->cs_base == b->cs_base;
-}
-
-static bool exception_equal(const NestedPendingException *a,
-                            const NestedPendingException *b)
-{
-    return a->pending == b->pending && a->vector == b->vector &&
-           a->has_error_code == b->has_error_code &&
-           a->error_code == b->error_code &&
-           a->has_payload == b->has_payload && a->payload == b->payload;
-}
-
-static bool level_equal(const NestedEventLevel *a, const NestedEventLevel *b)
-{
-    return event_equal(&a->injected, &b->injected) &&
-           exception_equal(&a->exception, &b->exception) &&
-           a->nmi_pending == b->nmi_pending &&
-           a->nmi_masked == b->nmi_masked &&
-           a->interrupt_shadow == b->interrupt_shadow;
-}
-
-static bool state_equal(const NestedEventState *a, const NestedEventState *b)
-{
-    return a->vendor == b->vendor && a->guest_mode == b->guest_mode &&
-           a->nested_run_pending == b->nested_run_pending &&
-           a->gif == b->gif &&
-           a->triple_fault_pending == b->triple_fault_pending &&
-           a->sipi_vector_valid == b->sipi_vector_valid &&
-           a->sipi_vector == b->sipi_vector &&
-           a->smi.smm == b->smi.smm && a->smi.pending == b->smi.pending &&
-           a->smi.smm_inside_nmi == b->smi.smm_inside_nmi &&
-           a->smi.latched_init == b->smi.latched_init &&
-           level_equal(&a->l1, &b->l1) && level_equal(&a->l2, &b->l2);
-}
-
 /*
  * validate() is check() with the first problem as the error, and every
  * problem check() lists names its field.  Returns validate()'s error,
@@ -548,7 +506,7 @@ static void check_vcpu_events(const NestedEventState *st,
     }
     CHECK_MSG(nested_event_import_vcpu_events(&back, &plan->events, &err),
               err ? err->message : "");
-    CHECK(state_equal(&back, &want));
+    CHECK(nested_event_state_equal(&back, &want));
 }
 
 static void check_plan(const NestedEventState *st,

@@ -274,3 +274,173 @@ bool nested_state_encode(const NestedStateView *in, uint8_t *data,
     memcpy(data, tmp, in->size);
     return true;
 }
+
+/* ------------------------------------------------------------------ */
+/* The event model                                                    */
+/* ------------------------------------------------------------------ */
+
+static bool event_equal(const NestedEvent *a, const NestedEvent *b)
+{
+    return a->valid == b->valid && a->type == b->type &&
+           a->vector == b->vector && a->origin == b->origin &&
+           a->has_error_code == b->has_error_code &&
+           a->error_code == b->error_code && a->insn_len == b->insn_len &&
+           a->old_rip == b->old_rip && a->next_rip == b->next_rip &&
+           a->cs_base == b->cs_base;
+}
+
+static bool exception_equal(const NestedPendingException *a,
+                            const NestedPendingException *b)
+{
+    return a->pending == b->pending && a->vector == b->vector &&
+           a->has_error_code == b->has_error_code &&
+           a->error_code == b->error_code &&
+           a->has_payload == b->has_payload && a->payload == b->payload;
+}
+
+static bool level_equal(const NestedEventLevel *a, const NestedEventLevel *b)
+{
+    return event_equal(&a->injected, &b->injected) &&
+           exception_equal(&a->exception, &b->exception) &&
+           a->nmi_pending == b->nmi_pending &&
+           a->nmi_masked == b->nmi_masked &&
+           a->interrupt_shadow == b->interrupt_shadow;
+}
+
+bool nested_event_state_equal(const NestedEventState *a,
+                              const NestedEventState *b)
+{
+    return a->vendor == b->vendor && a->guest_mode == b->guest_mode &&
+           a->nested_run_pending == b->nested_run_pending &&
+           a->gif == b->gif &&
+           a->triple_fault_pending == b->triple_fault_pending &&
+           a->sipi_vector_valid == b->sipi_vector_valid &&
+           a->sipi_vector == b->sipi_vector &&
+           a->smi.smm == b->smi.smm && a->smi.pending == b->smi.pending &&
+           a->smi.smm_inside_nmi == b->smi.smm_inside_nmi &&
+           a->smi.latched_init == b->smi.latched_init &&
+           level_equal(&a->l1, &b->l1) && level_equal(&a->l2, &b->l2);
+}
+
+/* ------------------------------------------------------------------ */
+/* cpu/nested-events version 2                                        */
+/* ------------------------------------------------------------------ */
+
+/*
+ * One entry per VMState field of vmstate_nested_event_wire, in order:
+ * a field is on the wire when its flag bit is set in the byte already
+ * read at flag_offset (no flag: always).
+ */
+typedef struct WireField {
+    const char *name;
+    size_t offset;
+    uint8_t width;
+    int flag_offset;
+    uint8_t flag;
+} WireField;
+
+#define WF(f, w, fo, fl) { #f, offsetof(NestedEventWire, f), w, fo, fl }
+#define WIRE_ALWAYS -1
+#define WIRE_IF(f) ((int)offsetof(NestedEventWire, f))
+
+static const WireField wire_fields[] = {
+    WF(flags, 1, WIRE_ALWAYS, 0),
+    WF(shadow, 1, WIRE_ALWAYS, 0),
+    WF(event, 1, WIRE_IF(flags), NESTED_WIRE_EVENT),
+    WF(vector, 1, WIRE_IF(flags), NESTED_WIRE_EVENT),
+    WF(error_code, 4, WIRE_IF(event), NESTED_WIRE_EVENT_ERROR_CODE),
+    WF(exc_vector, 1, WIRE_IF(flags), NESTED_WIRE_EXCEPTION),
+    WF(exc_info, 1, WIRE_IF(flags), NESTED_WIRE_EXCEPTION),
+    WF(exc_error_code, 4, WIRE_IF(exc_info), NESTED_WIRE_EXC_ERROR_CODE),
+    WF(exc_payload, 8, WIRE_IF(exc_info), NESTED_WIRE_EXC_PAYLOAD),
+};
+
+static bool wire_field_present(const NestedEventWire *w, const WireField *f)
+{
+    return f->flag_offset == WIRE_ALWAYS ||
+           (((const uint8_t *)w)[f->flag_offset] & f->flag);
+}
+
+static uint64_t wire_get(const NestedEventWire *w, const WireField *f)
+{
+    const uint8_t *p = (const uint8_t *)w + f->offset;
+
+    switch (f->width) {
+    case 1:
+        return *p;
+    case 4:
+        return *(const uint32_t *)p;
+    default:
+        return *(const uint64_t *)p;
+    }
+}
+
+static void wire_set(NestedEventWire *w, const WireField *f, uint64_t v)
+{
+    uint8_t *p = (uint8_t *)w + f->offset;
+
+    switch (f->width) {
+    case 1:
+        *p = v;
+        break;
+    case 4:
+        *(uint32_t *)p = v;
+        break;
+    default:
+        *(uint64_t *)p = v;
+        break;
+    }
+}
+
+size_t nested_event_wire_write(const NestedEventWire *w, uint8_t *data,
+                               size_t len)
+{
+    size_t i, j, n = 0;
+
+    for (i = 0; i < G_N_ELEMENTS(wire_fields); i++) {
+        const WireField *f = &wire_fields[i];
+        uint64_t v;
+
+        if (!wire_field_present(w, f)) {
+            continue;
+        }
+        if (len - n < f->width) {
+            return 0;
+        }
+        v = wire_get(w, f);
+        for (j = 0; j < f->width; j++) {
+            data[n + j] = v >> (8 * (f->width - 1 - j));
+        }
+        n += f->width;
+    }
+    return n;
+}
+
+bool nested_event_wire_read(const uint8_t *data, size_t len,
+                            NestedEventWire *w, size_t *used, GError **errp)
+{
+    size_t i, j, n = 0;
+
+    memset(w, 0, sizeof(*w));
+    for (i = 0; i < G_N_ELEMENTS(wire_fields); i++) {
+        const WireField *f = &wire_fields[i];
+        uint64_t v = 0;
+
+        if (!wire_field_present(w, f)) {
+            continue;
+        }
+        if (len - n < f->width) {
+            *used = n;
+            return nested_event_fail(errp, NESTED_EVENT_ERROR_TRUNCATED,
+                                     "%s: the stream ends after %zu of its "
+                                     "%u bytes", f->name, len - n, f->width);
+        }
+        for (j = 0; j < f->width; j++) {
+            v = v << 8 | data[n + j];
+        }
+        wire_set(w, f, v);
+        n += f->width;
+    }
+    *used = n;
+    return true;
+}

@@ -18,6 +18,7 @@
 #include <linux/kvm.h>
 
 #include "nested-state.h"
+#include "nested-wire.h"
 
 /*
  * Bytes <-> struct.  Both refuse what KVM_SET_VCPU_EVENTS refuses:
@@ -43,5 +44,20 @@ void nested_vcpu_events_canonicalize(struct kvm_vcpu_events *ev);
  */
 bool nested_state_encode(const NestedStateView *in, uint8_t *data,
                          size_t len, GError **errp);
+
+/* Field by field, so that padding bytes do not count. */
+bool nested_event_state_equal(const NestedEventState *a,
+                              const NestedEventState *b);
+
+/*
+ * The fields of cpu/nested-events version 2 as VMState puts them on the
+ * wire (nested-mirror-vmstate.c), framing excluded.  write returns the
+ * byte count, 0 when len is too small.  read stops at the first field
+ * the bytes do not hold, naming it, and says in *used how much it took.
+ */
+size_t nested_event_wire_write(const NestedEventWire *w, uint8_t *data,
+                               size_t len);
+bool nested_event_wire_read(const uint8_t *data, size_t len,
+                            NestedEventWire *w, size_t *used, GError **errp);
 
 #endif /* TESTS_SUPPORT_NESTED_CODEC_H */
