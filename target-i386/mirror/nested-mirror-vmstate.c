@@ -1,14 +1,17 @@
 /*
  * nested-kvm: the "cpu/nested-events" migration subsection
  *
- * It carries the whole event model of a vCPU, but only when the model
- * holds something that stock QEMU's fields cannot restore (an injected
- * event's L1 origin, a soft event's RIPs), so a stream with nothing in
- * flight stays loadable by stock QEMU 10.0.13.  A stock destination
- * refuses a stream that has it, which is right: it would lose the event.
+ * Sent only when the event model holds something that stock QEMU's own
+ * fields cannot restore (an injected event's L1 origin, a soft event,
+ * the interrupt shadow), so a stream with nothing in flight stays
+ * loadable by stock QEMU 10.0.13.  A stock destination refuses a stream
+ * that has it, which is right: it would lose the event.
  *
- * post_load validates the model and plans its restore on this host; a
- * bad or unrestorable model fails the load, with the field and value
+ * Version 2 carries only the compact form of nested-wire.h; the rest of
+ * the model is rebuilt from the CPU fields stock loads before this
+ * subsection (registers, hflags, the nested state blob).  post_load
+ * then validates the model and plans its restore on this host; a bad
+ * or unrestorable model fails the load, with the field and value
  * named, before the destination runs anything.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
@@ -17,85 +20,156 @@
 #include "qemu/osdep.h"
 #include "qemu/error-report.h"
 #include "cpu.h"
+#include "kvm/kvm_i386.h"
 #include "migration/vmstate.h"
 #include "../nested-validate.h"
+#include "../nested-wire.h"
 #include "nested-mirror-int.h"
 #include "trace.h"
 
-/* Bumped when the field list below changes incompatibly. */
-#define NESTED_EVENTS_VMSTATE_VERSION 1
+/*
+ * Version 1 sent the whole model (120 bytes); version 2 only what stock
+ * lacks.  Nothing sends version 1 any more, so it is not accepted.
+ */
+#define NESTED_EVENTS_VMSTATE_VERSION 2
 
-static const VMStateDescription vmstate_nested_event = {
-    .name = "cpu/nested-events/event",
-    .version_id = 1,
-    .minimum_version_id = 1,
-    .fields = (const VMStateField[]) {
-        VMSTATE_BOOL(valid, NestedEvent),
-        VMSTATE_UINT8(type, NestedEvent),
-        VMSTATE_UINT8(vector, NestedEvent),
-        VMSTATE_UINT8(origin, NestedEvent),
-        VMSTATE_BOOL(has_error_code, NestedEvent),
-        VMSTATE_UINT32(error_code, NestedEvent),
-        VMSTATE_UINT8(insn_len, NestedEvent),
-        VMSTATE_UINT64(old_rip, NestedEvent),
-        VMSTATE_UINT64(next_rip, NestedEvent),
-        VMSTATE_UINT64(cs_base, NestedEvent),
-        VMSTATE_END_OF_LIST()
+/* The compact form lives only while the subsection is saved or loaded. */
+typedef struct NestedEventsTmp {
+    X86CPU *parent;
+    NestedEventWire wire;
+} NestedEventsTmp;
+
+static int nested_events_refuse(X86CPU *cpu, const char *why)
+{
+    error_report("nested-kvm: vCPU %d: cpu/nested-events: %s",
+                 CPU(cpu)->cpu_index, why);
+    trace_nested_mirror_vmstate_refused(CPU(cpu)->cpu_index, why);
+    return -EINVAL;
+}
+
+/* What the model is rebuilt from; all of it is in the stream already. */
+static void nested_events_stock_view(X86CPU *cpu, NestedStockView *v)
+{
+    CPUX86State *env = &cpu->env;
+
+    *v = (NestedStockView) {
+        .vendor = nested_mirror_vendor(env),
+        .guest_mode = env->hflags & HF_GUEST_MASK,
+        .gif = env->hflags2 & HF2_GIF_MASK,
+        .smm = env->hflags & HF_SMM_MASK,
+        .smm_inside_nmi = env->hflags2 & HF2_SMM_INSIDE_NMI_MASK,
+        .nmi_masked = env->hflags2 & HF2_NMI_MASK,
+        .nmi_pending = env->nmi_pending,
+        .rip = env->eip,
+        .cs_base = env->segs[R_CS].base,
+    };
+    /* kvm_arch_init_vcpu() sized the buffer; the stream set ->size. */
+    if (env->nested_state) {
+        v->nested_state = (const uint8_t *)env->nested_state;
+        v->nested_state_len = kvm_max_nested_state_length();
     }
-};
+}
 
-static const VMStateDescription vmstate_nested_pending_exception = {
-    .name = "cpu/nested-events/exception",
-    .version_id = 1,
-    .minimum_version_id = 1,
-    .fields = (const VMStateField[]) {
-        VMSTATE_BOOL(pending, NestedPendingException),
-        VMSTATE_UINT8(vector, NestedPendingException),
-        VMSTATE_BOOL(has_error_code, NestedPendingException),
-        VMSTATE_UINT32(error_code, NestedPendingException),
-        VMSTATE_BOOL(has_payload, NestedPendingException),
-        VMSTATE_UINT64(payload, NestedPendingException),
-        VMSTATE_END_OF_LIST()
+static int nested_events_wire_pre_load(void *opaque)
+{
+    NestedEventsTmp *tmp = opaque;
+
+    /* Fields whose flag is clear are not on the wire: they stay 0. */
+    memset(&tmp->wire, 0, sizeof(tmp->wire));
+    return 0;
+}
+
+static int nested_events_wire_pre_save(void *opaque)
+{
+    NestedEventsTmp *tmp = opaque;
+    X86CPU *cpu = tmp->parent;
+    g_autoptr(GError) err = NULL;
+    NestedStockView stock;
+
+    nested_events_stock_view(cpu, &stock);
+    if (!nested_event_wire_encode(&cpu->env.nested_mirror->model, &stock,
+                                  &tmp->wire, &err)) {
+        return nested_events_refuse(cpu, err->message);
     }
-};
+    trace_nested_mirror_vmstate_saved(CPU(cpu)->cpu_index,
+                                      nested_event_wire_size(&tmp->wire));
+    return 0;
+}
 
-static const VMStateDescription vmstate_nested_event_level = {
-    .name = "cpu/nested-events/level",
-    .version_id = 1,
-    .minimum_version_id = 1,
-    .fields = (const VMStateField[]) {
-        VMSTATE_STRUCT(injected, NestedEventLevel, 1,
-                       vmstate_nested_event, NestedEvent),
-        VMSTATE_STRUCT(exception, NestedEventLevel, 1,
-                       vmstate_nested_pending_exception,
-                       NestedPendingException),
-        VMSTATE_UINT8(nmi_pending, NestedEventLevel),
-        VMSTATE_BOOL(nmi_masked, NestedEventLevel),
-        VMSTATE_UINT8(interrupt_shadow, NestedEventLevel),
-        VMSTATE_END_OF_LIST()
+static int nested_events_wire_post_load(void *opaque, int version_id)
+{
+    NestedEventsTmp *tmp = opaque;
+    X86CPU *cpu = tmp->parent;
+    g_autoptr(GError) err = NULL;
+    NestedStockView stock;
+
+    nested_events_stock_view(cpu, &stock);
+    if (!nested_event_wire_decode(&tmp->wire, &stock, cpu->env.nested_events,
+                                  &err)) {
+        return nested_events_refuse(cpu, err->message);
     }
-};
+    return 0;
+}
 
-static const VMStateDescription vmstate_nested_event_state = {
-    .name = "cpu/nested-events/state",
-    .version_id = 1,
-    .minimum_version_id = 1,
+static bool wire_has_event(void *opaque, int version_id)
+{
+    NestedEventsTmp *tmp = opaque;
+
+    return tmp->wire.flags & NESTED_WIRE_EVENT;
+}
+
+static bool wire_has_error_code(void *opaque, int version_id)
+{
+    NestedEventsTmp *tmp = opaque;
+
+    return wire_has_event(opaque, version_id) &&
+           (tmp->wire.event & NESTED_WIRE_EVENT_ERROR_CODE);
+}
+
+static bool wire_has_exception(void *opaque, int version_id)
+{
+    NestedEventsTmp *tmp = opaque;
+
+    return tmp->wire.flags & NESTED_WIRE_EXCEPTION;
+}
+
+static bool wire_has_exc_error_code(void *opaque, int version_id)
+{
+    NestedEventsTmp *tmp = opaque;
+
+    return wire_has_exception(opaque, version_id) &&
+           (tmp->wire.exc_info & NESTED_WIRE_EXC_ERROR_CODE);
+}
+
+static bool wire_has_exc_payload(void *opaque, int version_id)
+{
+    NestedEventsTmp *tmp = opaque;
+
+    return wire_has_exception(opaque, version_id) &&
+           (tmp->wire.exc_info & NESTED_WIRE_EXC_PAYLOAD);
+}
+
+/* Field order and presence rules: nested-wire.h, docs/architecture.rst */
+static const VMStateDescription vmstate_nested_event_wire = {
+    .name = "cpu/nested-events/wire",
+    .pre_load = nested_events_wire_pre_load,
+    .pre_save = nested_events_wire_pre_save,
+    .post_load = nested_events_wire_post_load,
     .fields = (const VMStateField[]) {
-        VMSTATE_UINT8(vendor, NestedEventState),
-        VMSTATE_BOOL(guest_mode, NestedEventState),
-        VMSTATE_BOOL(nested_run_pending, NestedEventState),
-        VMSTATE_BOOL(gif, NestedEventState),
-        VMSTATE_BOOL(triple_fault_pending, NestedEventState),
-        VMSTATE_BOOL(sipi_vector_valid, NestedEventState),
-        VMSTATE_UINT32(sipi_vector, NestedEventState),
-        VMSTATE_BOOL(smi.smm, NestedEventState),
-        VMSTATE_BOOL(smi.pending, NestedEventState),
-        VMSTATE_BOOL(smi.smm_inside_nmi, NestedEventState),
-        VMSTATE_BOOL(smi.latched_init, NestedEventState),
-        VMSTATE_STRUCT(l1, NestedEventState, 1, vmstate_nested_event_level,
-                       NestedEventLevel),
-        VMSTATE_STRUCT(l2, NestedEventState, 1, vmstate_nested_event_level,
-                       NestedEventLevel),
+        VMSTATE_UINT8(wire.flags, NestedEventsTmp),
+        VMSTATE_UINT8(wire.shadow, NestedEventsTmp),
+        VMSTATE_UINT8_TEST(wire.event, NestedEventsTmp, wire_has_event),
+        VMSTATE_UINT8_TEST(wire.vector, NestedEventsTmp, wire_has_event),
+        VMSTATE_UINT32_TEST(wire.error_code, NestedEventsTmp,
+                            wire_has_error_code),
+        VMSTATE_UINT8_TEST(wire.exc_vector, NestedEventsTmp,
+                           wire_has_exception),
+        VMSTATE_UINT8_TEST(wire.exc_info, NestedEventsTmp,
+                           wire_has_exception),
+        VMSTATE_UINT32_TEST(wire.exc_error_code, NestedEventsTmp,
+                            wire_has_exc_error_code),
+        VMSTATE_UINT64_TEST(wire.exc_payload, NestedEventsTmp,
+                            wire_has_exc_payload),
         VMSTATE_END_OF_LIST()
     }
 };
@@ -149,8 +223,8 @@ static int nested_events_pre_save(void *opaque)
 
 /*
  * env.nested_events is the mirror's model on -accel nested-kvm.
- * Elsewhere the model is read into a scratch copy, so that post_load can
- * still name a bad field before it refuses the stream.
+ * Elsewhere the model is rebuilt into a scratch copy, so that post_load
+ * can still name a bad field before it refuses the stream.
  */
 static int nested_events_pre_load(void *opaque)
 {
@@ -160,14 +234,6 @@ static int nested_events_pre_load(void *opaque)
         cpu->env.nested_events = g_new0(NestedEventState, 1);
     }
     return 0;
-}
-
-static int nested_events_refuse(X86CPU *cpu, const char *why)
-{
-    error_report("nested-kvm: vCPU %d: cpu/nested-events: %s",
-                 CPU(cpu)->cpu_index, why);
-    trace_nested_mirror_vmstate_refused(CPU(cpu)->cpu_index, why);
-    return -EINVAL;
 }
 
 static int nested_events_restore(X86CPU *cpu, NestedMirror *m)
@@ -222,8 +288,8 @@ const VMStateDescription vmstate_nested_events = {
     .pre_load = nested_events_pre_load,
     .post_load = nested_events_post_load,
     .fields = (const VMStateField[]) {
-        VMSTATE_STRUCT_POINTER(env.nested_events, X86CPU,
-                               vmstate_nested_event_state, NestedEventState),
+        VMSTATE_WITH_TMP(X86CPU, NestedEventsTmp,
+                         vmstate_nested_event_wire),
         VMSTATE_END_OF_LIST()
     }
 };
