@@ -2,27 +2,29 @@
  * SPDX-License-Identifier: GPL-2.0-or-later
  *
  * libFuzzer target: the load path of the cpu/nested-events migration
- * subsection.  The input is the subsection's 120-byte payload, field by
- * field as the VMState descriptions in
- * target-i386/mirror/nested-mirror-vmstate.c put it on the wire; it is
- * decoded here as QEMU's VMState would, and then put through what
- * nested_events_post_load() runs from the standalone core: validation
- * of the model on its own and against the rest of the stream, then,
- * for a model that validates, restore planning.
+ * subsection, version 2.  The input is, in order:
  *
- * The payload may be followed by a trailer: one byte whose bit 0 says
- * that the cpu section of the same stream contradicts the model's
- * guest_mode (HF_GUEST_MASK; without the byte they agree), then up to
- * MAX_CAPS_BYTES bytes, each a destination (NestedRestoreCaps) to plan
- * for on top of a full-featured one of the model's own vendor.
+ * - STOCK_SIZE bytes standing for the stock CPU fields the destination
+ *   rebuilds the model from (NestedStockView): one byte of bits (0-1
+ *   vendor, 2 guest_mode, 3 gif, 4 smm, 5 smm_inside_nmi, 6 nmi_masked,
+ *   7 a kvm_nested_state blob is in the stream), nmi_pending, then RIP,
+ *   CS base and the blob's return address (vmcb12 next_rip on SVM; its
+ *   low byte is vmcs12 vm_entry_instruction_len on VMX), 8 bytes each;
+ * - the subsection's fields as VMState puts them on the wire, read by
+ *   the test-support reader (tests/support/nested-codec.c), which
+ *   follows the VMSTATE_*_TEST list of nested-mirror-vmstate.c;
+ * - an optional trailer of up to MAX_CAPS_BYTES bytes, each a
+ *   destination (NestedRestoreCaps) to plan for on top of a
+ *   full-featured one of the model's own vendor.
  *
- * The decoder lives here rather than in the core because it is a test of
- * the layout: if a field is added to the VMState list without being added
- * here, the seed corpus stops decoding the way tests/functional/
- * nested_stream.py writes it.
+ * Then it runs what the load runs from the standalone core: the rebuild
+ * (nested_event_wire_decode), the validation against the stream, and
+ * restore planning for a model that validates.  A model that rebuilds
+ * must also encode back to the same fields.
  */
 
 #include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,26 +34,19 @@
 #include "nested-restore.h"
 #include "nested-state.h"
 #include "nested-validate.h"
+#include "nested-wire.h"
 
 /* ------------------------------------------------------------------ */
 /* The wire layout                                                    */
 /* ------------------------------------------------------------------ */
 
-typedef enum WireType {
-    WIRE_BOOL,      /* VMSTATE_BOOL: one byte, any nonzero value is true */
-    WIRE_U8,
-    WIRE_U32,       /* big-endian, as qemu_get_be32() */
-    WIRE_U64,       /* big-endian, as qemu_get_be64() */
-} WireType;
-
+/* Model field paths, as refusals name them. */
 typedef struct WireField {
-    const char *name;   /* the VMState field name, as errors quote it */
-    WireType type;
-    size_t offset;
+    const char *name;
 } WireField;
 
-#define STATE_FIELD(f, t) { #f, t, offsetof(NestedEventState, f) }
-#define LEVEL_FIELD(f, t) { #f, t, offsetof(NestedEventLevel, f) }
+#define STATE_FIELD(f, t) { #f }
+#define LEVEL_FIELD(f, t) { #f }
 
 /* cpu/nested-events/state up to its two levels. */
 static const WireField state_fields[] = {
@@ -94,70 +89,13 @@ static const WireField level_fields[] = {
     LEVEL_FIELD(interrupt_shadow, WIRE_U8),
 };
 
-/* docs/mirror.rst: 14 bytes of vCPU-wide state and 53 per level. */
-#define PAYLOAD_SIZE 120
-
-static size_t wire_width(WireType type)
-{
-    switch (type) {
-    case WIRE_BOOL:
-    case WIRE_U8:
-        return 1;
-    case WIRE_U32:
-        return 4;
-    default:
-        return 8;
-    }
-}
-
-static size_t fields_size(const WireField *f, size_t n)
-{
-    size_t i, size = 0;
-
-    for (i = 0; i < n; i++) {
-        size += wire_width(f[i].type);
-    }
-    return size;
-}
-
-static const uint8_t *load_fields(void *base, const WireField *f, size_t n,
-                                  const uint8_t *p)
-{
-    size_t i, j;
-
-    for (i = 0; i < n; i++) {
-        uint8_t *dst = (uint8_t *)base + f[i].offset;
-        uint64_t v = 0;
-
-        for (j = 0; j < wire_width(f[i].type); j++) {
-            v = v << 8 | *p++;
-        }
-        switch (f[i].type) {
-        case WIRE_BOOL:
-            *(bool *)dst = v != 0;
-            break;
-        case WIRE_U8:
-            *dst = v;
-            break;
-        case WIRE_U32:
-            *(uint32_t *)dst = v;
-            break;
-        default:
-            *(uint64_t *)dst = v;
-            break;
-        }
-    }
-    return p;
-}
-
-/* Field order of vmstate_nested_event_state: head, then l1, then l2. */
-static void load_payload(NestedEventState *st, const uint8_t *p)
-{
-    memset(st, 0, sizeof(*st));
-    p = load_fields(st, state_fields, G_N_ELEMENTS(state_fields), p);
-    p = load_fields(&st->l1, level_fields, G_N_ELEMENTS(level_fields), p);
-    load_fields(&st->l2, level_fields, G_N_ELEMENTS(level_fields), p);
-}
+/* The fields of cpu/nested-events/wire, and the blob's the rebuild reads. */
+static const WireField wire_names[] = {
+    { "flags" }, { "shadow" }, { "event" }, { "vector" }, { "error_code" },
+    { "exc_vector" }, { "exc_info" }, { "exc_error_code" },
+    { "exc_payload" }, { "kvm_nested_state" },
+    { "vmcs12.vm_entry_instruction_len" },
+};
 
 /* ------------------------------------------------------------------ */
 /* Invariants                                                         */
@@ -200,7 +138,8 @@ static bool name_in(const WireField *f, size_t n, const char *s, size_t len)
  */
 static bool is_field_path(const char *s, size_t len)
 {
-    if (name_in(state_fields, G_N_ELEMENTS(state_fields), s, len)) {
+    if (name_in(state_fields, G_N_ELEMENTS(state_fields), s, len) ||
+        name_in(wire_names, G_N_ELEMENTS(wire_names), s, len)) {
         return true;
     }
     if (len == 2 && (!memcmp(s, "l1", 2) || !memcmp(s, "l2", 2))) {
@@ -551,47 +490,125 @@ static NestedRestoreCaps caps_from_byte(uint8_t b)
 /* At most this many extra destinations per input, to keep runs short. */
 #define MAX_CAPS_BYTES 8
 
+#define STOCK_SIZE 26
+
+static uint64_t ld_be64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    int i;
+
+    for (i = 0; i < 8; i++) {
+        v = v << 8 | p[i];
+    }
+    return v;
+}
+
+/* A blob the product's decoder accepts, in guest mode or not. */
+static bool stock_blob(const NestedStockView *stock, uint64_t next_rip,
+                       uint8_t *blob)
+{
+    bool svm = stock->vendor == NESTED_VENDOR_SVM;
+    NestedStateView v = {
+        .format = svm ? KVM_STATE_NESTED_FORMAT_SVM
+                      : KVM_STATE_NESTED_FORMAT_VMX,
+        .flags = stock->guest_mode ? KVM_STATE_NESTED_GUEST_MODE : 0,
+        .has_vmcs = stock->guest_mode || !svm,
+    };
+
+    if (svm) {
+        v.size = stock->guest_mode ? NESTED_STATE_SVM_MAX
+                                   : NESTED_STATE_HDR_SIZE;
+        v.vmcb_pa = stock->guest_mode ? 0x3000 : 0;
+        v.svm_next_rip = next_rip;
+        v.flags |= stock->gif ? KVM_STATE_NESTED_GIF_SET : 0;
+    } else {
+        v.size = NESTED_STATE_HDR_SIZE + NESTED_STATE_VMCS_SIZE;
+        v.vmxon_pa = 0x1000;
+        v.vmcs12_pa = 0x2000;
+        v.vmx_revision = NESTED_VMCS12_REVISION;
+        v.vmx_entry_instruction_len = next_rip & 0xff;
+    }
+    return nested_state_encode(&v, blob, NESTED_STATE_VMX_MAX, NULL);
+}
+
+/* Rebuilding is only valid if encoding the result gives the same wire. */
+static void check_reencode(const NestedEventState *st,
+                           const NestedStockView *stock,
+                           const NestedEventWire *w)
+{
+    g_autoptr(GError) err = NULL;
+    NestedEventWire again;
+
+    CHECK_MSG(nested_event_wire_encode(st, stock, &again, &err),
+              err ? err->message : "");
+    CHECK(!memcmp(&again, w, sizeof(again)));
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    static uint8_t blob[NESTED_STATE_VMX_MAX];
     const uint8_t *trailer;
     NestedEventState st;
+    NestedStockView stock;
+    NestedEventWire w;
     NestedRestoreCaps full;
     g_autoptr(GError) invalid = NULL;
-    bool planned;
-    size_t i, n;
+    g_autoptr(GError) err = NULL;
+    bool planned, decoded;
+    size_t i, n, used;
 
-    CHECK(fields_size(state_fields, G_N_ELEMENTS(state_fields)) +
-          2 * fields_size(level_fields, G_N_ELEMENTS(level_fields)) ==
-          PAYLOAD_SIZE);
-    /* A short payload fails the load at EOF, before post_load. */
-    if (size < PAYLOAD_SIZE) {
+    if (size < STOCK_SIZE) {
         return 0;
     }
+    stock = (NestedStockView) {
+        .vendor = data[0] & 3,
+        .guest_mode = data[0] & 0x04,
+        .gif = data[0] & 0x08,
+        .smm = data[0] & 0x10,
+        .smm_inside_nmi = data[0] & 0x20,
+        .nmi_masked = data[0] & 0x40,
+        .nmi_pending = data[1],
+        .rip = ld_be64(data + 2),
+        .cs_base = ld_be64(data + 10),
+    };
+    if ((data[0] & 0x80) && (stock.vendor == NESTED_VENDOR_SVM ||
+                             stock.vendor == NESTED_VENDOR_VMX) &&
+        stock_blob(&stock, ld_be64(data + 18), blob)) {
+        stock.nested_state = blob;
+        stock.nested_state_len = sizeof(blob);
+    }
+    /* A load that hits the end of the stream fails before post_load. */
+    if (!nested_event_wire_read(data + STOCK_SIZE, size - STOCK_SIZE, &w,
+                                &used, &err)) {
+        CHECK(g_error_matches(err, NESTED_EVENT_ERROR,
+                              NESTED_EVENT_ERROR_TRUNCATED));
+        CHECK_MSG(names_field(err->message), err->message);
+        return 0;
+    }
+    n = size - STOCK_SIZE - used;
     /* Bytes past the trailer mean nothing: keep them out of the corpus. */
-    if (size > PAYLOAD_SIZE + 1 + MAX_CAPS_BYTES) {
+    if (n > MAX_CAPS_BYTES) {
         return -1;
     }
-    load_payload(&st, data);
-    trailer = data + PAYLOAD_SIZE;
-    n = size - PAYLOAD_SIZE;
+    trailer = data + STOCK_SIZE + used;
 
+    decoded = nested_event_wire_decode(&w, &stock, &st, &err);
+    if (!decoded) {
+        CHECK(err != NULL);
+        CHECK_MSG(names_field(err->message), err->message);
+        return 0;
+    }
     invalid = check_validation(&st);
-    check_received(&st, invalid, st.guest_mode ^ (n && (trailer[0] & 1)));
+    check_received(&st, invalid, stock.guest_mode);
     if (invalid) {
         check_invalid_refused(&st, invalid);
         return 0;
     }
-    /*
-     * post_load plans only for a model that also passed the stream
-     * checks, but the planner's contract is validate()'s, so hold it to
-     * that on every valid model.
-     */
+    check_reencode(&st, &stock, &w);
     full = caps_from_byte(0xfc | st.vendor);
     check_plan(&st, &full, &planned);
-
-    n = n ? n - 1 : 0;
     for (i = 0; i < n; i++) {
-        NestedRestoreCaps caps = caps_from_byte(trailer[1 + i]);
+        NestedRestoreCaps caps = caps_from_byte(trailer[i]);
 
         check_plan(&st, &caps, &planned);
         /* A capability more never makes an exact restore impossible. */
