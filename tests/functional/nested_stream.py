@@ -3,10 +3,15 @@ nested_stream: build the cpu/nested-events migration subsection by hand
 and splice it into a saved migration stream, to test how a destination
 treats crafted or hostile in-flight event state.
 
-The field order and widths follow vmstate_nested_events in
-target-i386/mirror/nested-mirror-vmstate.c; the wire format of a subsection
-(QEMU_VM_SUBSECTION, name, version, fields) and of section headers and
-footers is QEMU's migration/savevm.c.
+Version 2 of the subsection carries only the compact form of
+target-i386/nested-wire.h: the fields below, each on the wire only when
+the flag that announces it is set in what came before (the _TEST fields
+of vmstate_nested_event_wire in target-i386/mirror/nested-mirror-vmstate.c).
+The destination rebuilds the rest of the model from the CPU fields of
+the same stream.  The wire format of a subsection (QEMU_VM_SUBSECTION,
+name, version, fields) and of section headers and footers is QEMU's
+migration/savevm.c.  model_v1() still builds the version 1 layout (the
+whole model, 120 bytes), which destinations now refuse by version.
 
 SPDX-License-Identifier: GPL-2.0-or-later
 """
@@ -20,94 +25,191 @@ QEMU_VM_SECTION_FULL = 0x04
 QEMU_VM_SUBSECTION = 0x05
 QEMU_VM_SECTION_FOOTER = 0x7E
 SUBSECTION_NAME = b"cpu/nested-events"
-SUBSECTION_VERSION = 1
+SUBSECTION_VERSION = 2
 
 # Event types (VMX numbering) and origins of the model.
 EXT_INTR, NMI, HW_EXCEPTION, SOFT_INTR = 0, 2, 3, 4
-PRIV_SOFT_EXCEPTION, SOFT_EXCEPTION = 5, 6
+PRIV_SOFT_EXCEPTION, SOFT_EXCEPTION, OTHER = 5, 6, 7
 ORIGIN_L0, ORIGIN_L1 = 0, 1
 VENDOR_SVM = 1
+# kvm_vcpu_events.interrupt.shadow
+SHADOW_MOV_SS, SHADOW_STI = 1, 2
+
+# The bits of the wire's flags, event and exc_info bytes (nested-wire.h).
+FLAG_EVENT = 0x01
+FLAG_EXCEPTION = 0x02
+FLAG_TRIPLE_FAULT = 0x04
+FLAG_SMI_PENDING = 0x08
+FLAG_SMI_LATCHED_INIT = 0x10
+FLAGS_ALL = 0x1F
+EVENT_TYPE = 0x07
+EVENT_L1 = 0x08
+EVENT_ERROR_CODE = 0x10
+EVENT_ALL = 0x1F
+EXC_ERROR_CODE = 0x01
+EXC_PAYLOAD = 0x02
+EXC_ALL = 0x03
+
+# The VMState descriptions that load the subsection: QEMU names them in
+# "Failed to load <vmsd>:<field>".  The wire's fields live in a
+# VMSTATE_WITH_TMP, whose own field is called "tmp".
+VMSD_TOP = "cpu/nested-events"
+VMSD_WIRE = "cpu/nested-events/wire"
+TMP_FIELD = "tmp"
 
 
-# The wire layout, field by field: (path in the model, struct format).
-# A path is also how the destination's error names the field.
-EVENT_FIELDS = (("valid", "?"), ("type", "B"), ("vector", "B"),
-                ("origin", "B"), ("has_error_code", "?"),
-                ("error_code", "I"), ("insn_len", "B"), ("old_rip", "Q"),
-                ("next_rip", "Q"), ("cs_base", "Q"))
-EXCEPTION_FIELDS = (("pending", "?"), ("vector", "B"),
-                    ("has_error_code", "?"), ("error_code", "I"),
-                    ("has_payload", "?"), ("payload", "Q"))
-LEVEL_TAIL_FIELDS = (("nmi_pending", "B"), ("nmi_masked", "?"),
-                     ("interrupt_shadow", "B"))
-HEAD_FIELDS = (("vendor", "B"), ("guest_mode", "?"),
-               ("nested_run_pending", "?"), ("gif", "?"),
-               ("triple_fault_pending", "?"), ("sipi_vector_valid", "?"),
-               ("sipi_vector", "I"), ("smi.smm", "?"), ("smi.pending", "?"),
-               ("smi.smm_inside_nmi", "?"), ("smi.latched_init", "?"))
-# The VMState description that loads each part, for QEMU's
-# "Failed to load <vmsd>:<field>".
-VMSD_EVENT = "cpu/nested-events/event"
-VMSD_EXCEPTION = "cpu/nested-events/exception"
-VMSD_LEVEL = "cpu/nested-events/level"
-VMSD_STATE = "cpu/nested-events/state"
+def always(_w):
+    return True
 
 
-def _level_fields(prefix):
-    return ([(f"{prefix}.injected.{n}", f, VMSD_EVENT, n)
-             for n, f in EVENT_FIELDS] +
-            [(f"{prefix}.exception.{n}", f, VMSD_EXCEPTION, n)
-             for n, f in EXCEPTION_FIELDS] +
-            [(f"{prefix}.{n}", f, VMSD_LEVEL, n)
-             for n, f in LEVEL_TAIL_FIELDS])
+def _has_event(w):
+    return bool(w["flags"] & FLAG_EVENT)
 
 
-# (path, format, vmsd, VMState field name), in stream order.
-MODEL_FIELDS = tuple([(n, f, VMSD_STATE, n) for n, f in HEAD_FIELDS] +
-                     _level_fields("l1") + _level_fields("l2"))
-MODEL_DEFAULTS = {"vendor": 1, "gif": True}
+def _has_exception(w):
+    return bool(w["flags"] & FLAG_EXCEPTION)
+
+
+# The wire layout, in stream order: (name, struct format, on the wire
+# when).  The VMState field is "wire.<name>".
+WIRE_FIELDS = (
+    ("flags", "B", always),
+    ("shadow", "B", always),
+    ("event", "B", _has_event),
+    ("vector", "B", _has_event),
+    ("error_code", "I",
+     lambda w: _has_event(w) and bool(w["event"] & EVENT_ERROR_CODE)),
+    ("exc_vector", "B", _has_exception),
+    ("exc_info", "B", _has_exception),
+    ("exc_error_code", "I",
+     lambda w: _has_exception(w) and bool(w["exc_info"] & EXC_ERROR_CODE)),
+    ("exc_payload", "Q",
+     lambda w: _has_exception(w) and bool(w["exc_info"] & EXC_PAYLOAD)),
+)
+WIRE_NAMES = tuple(name for name, _, _ in WIRE_FIELDS)
+# Framing (type, name length, name, version) and the fields' extremes:
+# nested-wire.h's NESTED_WIRE_FRAMING, _MIN_SIZE and _MAX_SIZE.
+FRAMING = 2 + len(SUBSECTION_NAME) + 4
+WIRE_MIN_SIZE = 2
+WIRE_MAX_SIZE = 22
+
+
+def wire_values(values):
+    """All nine wire fields, those not in VALUES 0."""
+    unknown = set(values) - set(WIRE_NAMES)
+    if unknown:
+        raise KeyError(f"no such field: {sorted(unknown)}")
+    return {name: values.get(name, 0) for name in WIRE_NAMES}
+
+
+def layout(values):
+    """[(name, format, offset)] of the fields that go on the wire for
+    VALUES, as the destination will read them."""
+    w = wire_values(values)
+    out, pos = [], 0
+    for name, fmt, present in WIRE_FIELDS:
+        if present(w):
+            out.append((name, fmt, pos))
+            pos += struct.calcsize(">" + fmt)
+    return out
 
 
 def encode(values):
-    """The payload for a model given as {path: value}; paths not named
-    take MODEL_DEFAULTS or 0."""
-    unknown = set(values) - {path for path, _, _, _ in MODEL_FIELDS}
-    if unknown:
-        raise KeyError(f"no such field: {sorted(unknown)}")
-    return b"".join(struct.pack(">" + fmt,
-                                values.get(path, MODEL_DEFAULTS.get(path, 0)))
-                    for path, fmt, _, _ in MODEL_FIELDS)
+    """The payload for wire fields given as {name: value}; a field whose
+    flag is clear is left off, whatever VALUES says, as the sender's
+    VMState does."""
+    w = wire_values(values)
+    return b"".join(struct.pack(">" + fmt, w[name])
+                    for name, fmt, _ in layout(w))
 
 
-def event(valid=False, type_=0, vector=0, origin=ORIGIN_L0,
-          has_error_code=False, error_code=0, insn_len=0,
-          old_rip=0, next_rip=0, cs_base=0):
-    return struct.pack(">" + "".join(f for _, f in EVENT_FIELDS),
-                       valid, type_, vector, origin, has_error_code,
-                       error_code, insn_len, old_rip, next_rip, cs_base)
+def decode(payload):
+    """Inverse of encode(): ({name: value}, bytes read); raises
+    ValueError where PAYLOAD ends inside a field."""
+    w = wire_values({})
+    pos = 0
+    for name, fmt, present in WIRE_FIELDS:
+        if not present(w):
+            continue
+        size = struct.calcsize(">" + fmt)
+        if pos + size > len(payload):
+            raise ValueError(f"payload ends inside {name} at byte {pos}")
+        (w[name],) = struct.unpack(">" + fmt, payload[pos:pos + size])
+        pos += size
+    return w, pos
 
 
-def pending_exception(pending=False, vector=0, has_error_code=False,
-                      error_code=0, has_payload=False, payload=0):
-    return struct.pack(">" + "".join(f for _, f in EXCEPTION_FIELDS),
-                       pending, vector, has_error_code, error_code,
-                       has_payload, payload)
+def event(type_, vector, origin=ORIGIN_L0, error_code=None):
+    """The wire fields of an injected event of the current level."""
+    out = {"event": (type_ & EVENT_TYPE) |
+           (EVENT_L1 if origin == ORIGIN_L1 else 0), "vector": vector}
+    if error_code is not None:
+        out["event"] |= EVENT_ERROR_CODE
+        out["error_code"] = error_code
+    return out
 
 
-def level(injected=None, exception=None, nmi_pending=0, nmi_masked=False,
-          interrupt_shadow=0):
-    return (injected or event()) + (exception or pending_exception()) + \
-        struct.pack(">" + "".join(f for _, f in LEVEL_TAIL_FIELDS),
-                    nmi_pending, nmi_masked, interrupt_shadow)
+def pending_exception(vector, error_code=None, payload=None):
+    """The wire fields of the current level's pending exception."""
+    out = {"exc_vector": vector, "exc_info": 0}
+    if error_code is not None:
+        out["exc_info"] |= EXC_ERROR_CODE
+        out["exc_error_code"] = error_code
+    if payload is not None:
+        out["exc_info"] |= EXC_PAYLOAD
+        out["exc_payload"] = payload
+    return out
 
 
-def model(vendor=VENDOR_SVM, guest_mode=False, nested_run_pending=False,
-          gif=True, triple_fault_pending=False, l1=None, l2=None):
-    head = struct.pack(">" + "".join(f for _, f in HEAD_FIELDS), vendor,
-                       guest_mode, nested_run_pending, gif,
-                       triple_fault_pending, False, 0, False, False, False,
-                       False)
-    return head + (l1 or level()) + (l2 or level())
+def fields(injected=None, exception=None, shadow=0, triple_fault=False,
+           smi_pending=False, smi_latched_init=False):
+    """{name: value} of the wire fields for a model of the current level
+    (L2's in guest mode, L1's otherwise: the stream's hflags decide)."""
+    w = {"flags": 0, "shadow": shadow}
+    if injected:
+        w["flags"] |= FLAG_EVENT
+        w.update(injected)
+    if exception:
+        w["flags"] |= FLAG_EXCEPTION
+        w.update(exception)
+    for on, bit in ((triple_fault, FLAG_TRIPLE_FAULT),
+                    (smi_pending, FLAG_SMI_PENDING),
+                    (smi_latched_init, FLAG_SMI_LATCHED_INIT)):
+        if on:
+            w["flags"] |= bit
+    return wire_values(w)
+
+
+def model(**kwargs):
+    """The payload of fields(**kwargs)."""
+    return encode(fields(**kwargs))
+
+
+# Version 1: the whole model, struct by struct (kept only to check that
+# it is refused).  Head, then an L1 and an L2 level of event, exception
+# and NMI/shadow tail.
+_V1_HEAD = ">B?????I????"
+_V1_EVENT = ">?BBB?IBQQQ"
+_V1_EXCEPTION = ">?B?I?Q"
+_V1_TAIL = ">B?B"
+
+
+def model_v1(guest_mode=False, injected=None):
+    """A version 1 payload; INJECTED is (type, vector, origin, insn_len,
+    old_rip, next_rip) for the current level, or None."""
+    def level(ev):
+        if ev:
+            type_, vector, origin, insn_len, old_rip, next_rip = ev
+            evb = struct.pack(_V1_EVENT, True, type_, vector, origin,
+                              False, 0, insn_len, old_rip, next_rip, 0)
+        else:
+            evb = struct.pack(_V1_EVENT, *([0] * 10))
+        return evb + struct.pack(_V1_EXCEPTION, *([0] * 6)) + \
+            struct.pack(_V1_TAIL, 0, False, 0)
+    head = struct.pack(_V1_HEAD, VENDOR_SVM, guest_mode, False, True,
+                       False, False, 0, False, False, False, False)
+    return head + level(None if guest_mode else injected) + \
+        level(injected if guest_mode else None)
 
 
 def subsection_header_len(name=SUBSECTION_NAME):
@@ -431,10 +533,10 @@ def broken_as_expected(phase, action, held, status):
     return None
 
 
-# A model every destination refuses: an NMI on vector 5.
-REFUSED_MODEL = model(guest_mode=True,
-                      l2=level(injected=event(True, NMI, 5, ORIGIN_L1)))
-REFUSED_TEXT = "l2.injected.vector=5"
+# A model every destination refuses, in or out of guest mode (the stream
+# decides which level it lands in): an NMI on vector 5.
+REFUSED_MODEL = model(injected=event(NMI, 5))
+REFUSED_TEXT = "injected.vector=5: NMI must use vector 2"
 
 
 def refuse_migration(src, dst, timeout=60.0):

@@ -83,8 +83,9 @@ def run(smp):
 def run_shadow():
     """An interrupt shadow spliced into the stream of a vCPU held in its
     NMI handler (spinning on COM1, so not halted: a halted vCPU cannot
-    be in a shadow) with a second NMI pending.  The spliced model keeps
-    that NMI state, as the source's own would.  KVM_X86_SHADOW_INT_MOV_SS
+    be in a shadow) with a second NMI pending.  The spliced subsection
+    carries only the shadow; the destination rebuilds that NMI state from
+    the stream's CPU fields, as for the source's own.  KVM_X86_SHADOW_INT_MOV_SS
     goes in; SVM keeps one shadow bit (VMCB int_state bit 0) and reports
     MOV_SS | STI = 3, VMX keeps MOV SS blocking and reports 1."""
     extra = ["-cpu", "host"]
@@ -103,8 +104,9 @@ def run_shadow():
         if l1["nmi-pending"] != 1:
             raise nkvm.NkvmTimeout(f"the second NMI never became pending: "
                                    f"{l1!r}")
-        held = ns.level(nmi_pending=1, nmi_masked=True, interrupt_shadow=1)
-        proxy = ns.migrate_spliced(src, dst, ns.subsection(ns.model(l1=held)),
+        # The NMI state is rebuilt from the stream's own CPU fields.
+        shadow = ns.model(shadow=ns.SHADOW_MOV_SS)
+        proxy = ns.migrate_spliced(src, dst, ns.subsection(shadow),
                                    nkvm.LOOPBACK)
         try:
             info = src.wait_migration(timeout=TIMEOUT)

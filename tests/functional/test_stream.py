@@ -55,38 +55,33 @@ def test_file_roundtrip(lab, stream_path):
            f"exit={nkvm.exit_status_name(status)}")
 
 
+# The saved guest is not in guest mode, so the wire's fields are L1's;
+# TCG has no kvm_nested_state in the stream.
 CRAFTED = [
     ("NMI with vector 5",
-     ns.model(guest_mode=True,
-              l2=ns.level(injected=ns.event(True, ns.NMI, 5, ns.ORIGIN_L1))),
-     "l2.injected.vector=5: NMI must use vector 2"),
-    ("soft interrupt 16 bytes long",
-     ns.model(guest_mode=True,
-              l2=ns.level(injected=ns.event(True, ns.SOFT_INTR, 0x80,
-                                            ns.ORIGIN_L1, insn_len=16,
-                                            old_rip=0x1000,
-                                            next_rip=0x1010))),
-     "l2.injected.insn_len=16: longer than 15 bytes"),
+     ns.model(injected=ns.event(ns.NMI, 5)),
+     "l1.injected.vector=5: NMI must use vector 2"),
+    ("soft INT n of L0's (never sent: KVM re-executes it)",
+     ns.model(injected=ns.event(ns.SOFT_INTR, 0x80)),
+     "l1.injected.origin=L0: a soft event of L0's is never sent"),
     ("L1-origin event outside guest mode",
-     ns.model(guest_mode=False,
-              l1=ns.level(injected=ns.event(True, ns.EXT_INTR, 0x30,
-                                            ns.ORIGIN_L1))),
-     "origin=L1"),
-    ("error code on #BP",
-     ns.model(guest_mode=True,
-              l2=ns.level(injected=ns.event(True, ns.HW_EXCEPTION, 6,
-                                            ns.ORIGIN_L1,
-                                            has_error_code=True,
-                                            error_code=1))),
-     "l2.injected.has_error_code=1"),
-    ("valid in-flight L1 NMI while the CPU state is not in guest mode",
-     ns.model(guest_mode=True,
-              l2=ns.level(injected=ns.event(True, ns.NMI, 2, ns.ORIGIN_L1))),
-     "guest_mode=1: the CPU state in the same stream is not in guest mode"),
-    ("valid in-flight soft INT on a TCG destination",
-     ns.model(l1=ns.level(injected=ns.event(True, ns.SOFT_INTR, 0x80,
-                                            insn_len=2, old_rip=0x1000,
-                                            next_rip=0x1002))),
+     ns.model(injected=ns.event(ns.EXT_INTR, 0x30, ns.ORIGIN_L1)),
+     "l1.injected.origin=L1: L1-origin event while not in guest mode"),
+    ("error code on #UD",
+     ns.model(injected=ns.event(ns.HW_EXCEPTION, 6, error_code=1)),
+     "l1.injected.has_error_code=1: vector 6 never pushes an error code"),
+    ("unknown flag bit",
+     ns.encode(dict(ns.fields(shadow=ns.SHADOW_MOV_SS), flags=0x40)),
+     "flags=0x40: unknown bits 0x40"),
+    # Version 1 checked the model's guest_mode against hflags; version 2
+    # takes guest_mode from hflags, and what can still disagree with the
+    # stream's CPU state is a soft event its nested state cannot back.
+    ("L1 soft INT with no nested state in the stream",
+     ns.model(injected=ns.event(ns.SOFT_INTR, 0x80, ns.ORIGIN_L1)),
+     "l1.injected.type=soft-intr: no nested state in the stream holds "
+     "its return address"),
+    ("valid in-flight interrupt shadow on a TCG destination",
+     ns.model(shadow=ns.SHADOW_MOV_SS),
      "only -accel nested-kvm can restore"),
 ]
 
@@ -106,19 +101,38 @@ def test_crafted(lab, stream):
 
 
 def test_malformed(lab, stream):
+    ok_fields = ns.fields(shadow=ns.SHADOW_MOV_SS,
+                          exception=ns.pending_exception(14, 2, 0x1000))
+    full = ns.encode(ok_fields)
     cases = [
+        # The version 1 layout, once the only one: refused by version
+        # before any of its 120 bytes is read.
+        ("version 1 stream (the whole model)",
+         ns.subsection(ns.model_v1(injected=(ns.SOFT_INTR, 0x80,
+                                             ns.ORIGIN_L0, 2, 0x1000,
+                                             0x1002)), version=1),
+         "cpu/nested-events: incoming version_id 1 is too old for local "
+         "minimum version_id  2"),
         ("unknown subsection version",
-         ns.subsection(ns.model(), version=2)),
+         ns.subsection(full, version=3),
+         "cpu/nested-events: incoming version_id 3 is too new for local "
+         "version_id 2"),
+        # The stream ends inside exc_error_code, which exc_info announced.
         ("truncated subsection",
-         ns.subsection(ns.model())[:40]),
+         ns.subsection(full)[:ns.FRAMING + 5],
+         "Failed to load cpu/nested-events/wire:wire.exc_error_code"),
     ]
-    for i, (name, sub) in enumerate(cases):
+    _, footer = ns._cpu_section_bounds(stream, 0)  # pylint: disable=W0212
+    for i, (name, sub, expect) in enumerate(cases):
         path = lab.dir / f"malformed{i}.mig"
-        path.write_bytes(ns.splice(stream, sub))
+        if name.startswith("truncated"):
+            path.write_bytes(stream[:footer] + sub)
+        else:
+            path.write_bytes(ns.splice(stream, sub))
         dst = restore(lab, f"malformed{i}", path)
         status = dst.wait_exit(TIMEOUT, fatal=False)
         err = dst.stderr_log()
-        report(status == 1 and "nested-events" in err,
+        report(status == 1 and expect in err,
                f"malformed stream refused cleanly: {name}",
                f"exit={status} stderr={err.strip()[-300:]!r}")
         dst.kill()
@@ -132,17 +146,15 @@ def test_hostile_live(lab):
     caps = [{"capability": "return-path", "state": True}]
     src.qmp("migrate-set-capabilities", capabilities=caps)
     dst.qmp("migrate-set-capabilities", capabilities=caps)
-    bad = ns.model(guest_mode=True,
-                   l2=ns.level(injected=ns.event(True, ns.NMI, 5,
-                                                 ns.ORIGIN_L1)))
-    proxy = ns.migrate_spliced(src, dst, ns.subsection(bad), nkvm.LOOPBACK)
+    proxy = ns.migrate_spliced(src, dst, ns.subsection(ns.REFUSED_MODEL),
+                               nkvm.LOOPBACK)
     try:
         info = src.wait_migration(timeout=TIMEOUT)
         run = src.qmp("query-status")
         dst_status = dst.wait_exit(TIMEOUT, fatal=False)
         report(proxy.spliced and info.get("status") == "failed" and
                run.get("status") == "running" and dst_status == 1 and
-               "l2.injected.vector=5" in dst.stderr_log(),
+               ns.REFUSED_TEXT in dst.stderr_log(),
                "hostile live stream: migration fails, source runs on",
                f"spliced={proxy.spliced} migrate={info.get('status')} "
                f"source={run.get('status')} dst_exit={dst_status}")

@@ -412,10 +412,12 @@ def bench_migration(lab, args):
 def subsection_wire_size():
     """Bytes one vCPU's cpu/nested-events adds to the stream when it is
     sent, built by nested_stream.py from the same field list as the C
-    side: what a vCPU stopped in the window KVM hides would cost."""
+    side: what a vCPU stopped in the window KVM hides would cost (an L1
+    soft INT n, framing included; docs/mirror.rst)."""
     try:
         import nested_stream as ns  # pylint: disable=import-outside-toplevel
-        return len(ns.subsection(ns.model()))
+        return len(ns.subsection(ns.model(injected=ns.event(
+            ns.SOFT_INTR, 0x80, ns.ORIGIN_L1))))
     except Exception as exc:  # pylint: disable=broad-except
         log(f"cannot build a cpu/nested-events subsection: {exc}")
         return None
@@ -679,7 +681,7 @@ def render(recs, wall=None):
     wire = meta_rec.get("subsection_wire_bytes")
     if wire:
         out.append(f"- ``cpu/nested-events`` costs {wire} bytes per vCPU "
-                   "when it is sent (only while an event stock cannot carry "
+                   "for an L1 soft INT n when it is sent (only while an event stock cannot carry "
                    "is in flight, which these guests never stop in; the "
                    "in-flight rows measure an NMI held and one pending, "
                    "which stock's own state carries).")
