@@ -3,24 +3,31 @@
 Show the cpu/nested-events subsection of a migration stream in the
 vocabulary of QMP x-query-nested-events.
 
-QEMU's own scripts/analyze-migration.py already parses the subsection:
-it reads every section from the JSON description that QEMU appends to a
-stream, so a stream that carries cpu/nested-events shows it, field by
-field, under each "cpu (N)" section, without any change to that script.
-Its output is raw, though (event types and origins as numbers, RIPs as
-hex strings), so this tool runs it and decodes our fields into the same
-names and values as x-query-nested-events (target-i386/qapi/
-nested-kvm-target.json), which makes a saved stream easy to compare
-with what the source reported before it stopped.
+QEMU's own scripts/analyze-migration.py parses the subsection: it reads
+every section from the JSON description that QEMU appends to a stream.
+Version 2 of the subsection keeps its fields in a VMSTATE_WITH_TMP,
+which analyze-migration shows as one "tmp" field of raw bytes, and it
+carries only what stock QEMU's CPU fields lack; so this tool runs
+analyze-migration, decodes those bytes (the layout of
+target-i386/nested-wire.h, docs/mirror.rst) and rebuilds the model from
+them and the same cpu section's stock fields, as the destination's
+nested_event_wire_decode() does.  The result has the names and values
+of x-query-nested-events (target-i386/qapi/nested-kvm-target.json),
+which makes a saved stream easy to compare with what the source
+reported before it stopped.
 
-  scripts/analyze-nested-events.py -f STREAM [--analyze PATH] [--raw]
+  scripts/analyze-nested-events.py -f STREAM [--analyze PATH]
+                                   [--vendor svm|vmx] [--raw]
 
 --analyze names analyze-migration.py (default: the copy in the fork's
-build tree, build/qemu-10.0.13/scripts).  --raw prints analyze-migration's
-own view of the subsection instead.  Prints one JSON list, one entry per
-cpu section, with "nested-events": null where the stream has no
-subsection for that vCPU (nothing in flight that stock QEMU could not
-restore).
+build tree, build/qemu-10.0.13/scripts).  A stream does not carry the
+vCPU model's CPUID, so the vendor comes from the nested state's format
+when the stream has one, else from --vendor, else is null.  --raw
+prints the wire fields instead of the rebuilt model.  Prints one JSON
+list, one entry per cpu section, with "nested-events": null where the
+stream has no subsection for that vCPU (nothing in flight that stock
+QEMU could not restore), and "error" naming the field and value where
+the destination would refuse the subsection's fields or the rebuild.
 
 SPDX-License-Identifier: GPL-2.0-or-later
 """
@@ -28,6 +35,7 @@ SPDX-License-Identifier: GPL-2.0-or-later
 import argparse
 import json
 import re
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -36,73 +44,184 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_ANALYZE = REPO / "build" / "qemu-10.0.13" / "scripts" / \
     "analyze-migration.py"
 SUBSECTION = "cpu/nested-events"
+NESTED_STATE = "cpu/nested_state"
 
 # The model's numbering (target-i386/nested-events.h, VMX interruption
 # types) to the QAPI enums of nested-kvm-target.json.
 EVENT_TYPES = {0: "ext-intr", 2: "nmi", 3: "hw-exception", 4: "soft-intr",
-               5: "priv-soft-exception", 6: "soft-exception"}
+               5: "priv-soft-exception", 6: "soft-exception", 7: "other"}
 SOFT_TYPES = {4, 5, 6}
-ORIGINS = {0: "l0", 1: "l1"}
-VENDORS = {0: "none", 1: "svm", 2: "vmx"}
+# kvm_nested_state.format
+FORMATS = {0: "vmx", 1: "svm"}
+
+# nested-wire.h
+FLAG_EVENT, FLAG_EXCEPTION, FLAG_TRIPLE_FAULT = 0x01, 0x02, 0x04
+FLAGS_ALL = 0x1f
+EVENT_TYPE, EVENT_L1, EVENT_ERROR_CODE, EVENT_ALL = 0x07, 0x08, 0x10, 0x1f
+EXC_ERROR_CODE, EXC_PAYLOAD, EXC_ALL = 0x01, 0x02, 0x03
+# (name, struct format, bit that must be set in (flags, event, exc_info))
+WIRE = (("flags", "B", None), ("shadow", "B", None),
+        ("event", "B", (FLAG_EVENT, 0, 0)),
+        ("vector", "B", (FLAG_EVENT, 0, 0)),
+        ("error_code", "I", (FLAG_EVENT, EVENT_ERROR_CODE, 0)),
+        ("exc_vector", "B", (FLAG_EXCEPTION, 0, 0)),
+        ("exc_info", "B", (FLAG_EXCEPTION, 0, 0)),
+        ("exc_error_code", "I", (FLAG_EXCEPTION, 0, EXC_ERROR_CODE)),
+        ("exc_payload", "Q", (FLAG_EXCEPTION, 0, EXC_PAYLOAD)))
+
+# target/i386/cpu.h
+HF_SMM = 1 << 19
+HF_GUEST = 1 << 21
+HF2_GIF = 1 << 0
+HF2_NMI = 1 << 2
+R_CS = 1
+KVM_STATE_NESTED_RUN_PENDING = 0x2
+# vmcb_control_area.next_rip; vmcs12.vm_entry_instruction_len
+VMCB_NEXT_RIP = 0xc8
+VMCS12_ENTRY_INSN_LEN = 796
+MAX_INSN_LEN = 15
+
+
+class Refused(Exception):
+    """What the destination would refuse, worded as it would."""
 
 
 def number(value):
     """analyze-migration prints integers as hex strings, e.g. "0x0e"; a
     negative-looking one carries its signed value in parentheses."""
-    if isinstance(value, bool) or isinstance(value, int):
+    if isinstance(value, (bool, int)):
         return int(value)
     return int(str(value).split()[0], 16)
 
 
-def decode_event(ev):
-    if not ev["valid"]:
+def raw_bytes(value):
+    """A field analyze-migration printed as bytes: "01 ff ..." (a field
+    of a type it does not know) or a list of uint8 ("0x01", ...)."""
+    if isinstance(value, list):
+        return bytes(number(v) for v in value)
+    return bytes.fromhex(str(value))
+
+
+def decode_wire(data):
+    """The wire fields of DATA, refused as nested_event_wire_decode()
+    refuses unknown bits."""
+    w = {name: 0 for name, _, _ in WIRE}
+    pos = 0
+    for name, fmt, need in WIRE:
+        if need and not (w["flags"] & need[0] and
+                         (not need[1] or w["event"] & need[1]) and
+                         (not need[2] or w["exc_info"] & need[2])):
+            continue
+        size = struct.calcsize(">" + fmt)
+        if pos + size > len(data):
+            raise Refused(f"{name}: the subsection ends after {pos} bytes")
+        (w[name],) = struct.unpack(">" + fmt, data[pos:pos + size])
+        pos += size
+    if pos != len(data):
+        raise Refused(f"{len(data) - pos} bytes after the fields that "
+                      f"flags=0x{w['flags']:02x} announces")
+    for name, known in (("flags", FLAGS_ALL), ("event", EVENT_ALL),
+                        ("exc_info", EXC_ALL)):
+        if w[name] & ~known:
+            raise Refused(f"{name}=0x{w[name]:02x}: unknown bits "
+                          f"0x{w[name] & ~known:02x}")
+    return w
+
+
+def nested_state(section):
+    """(vendor, flags, blob view) of the cpu section's kvm_nested_state,
+    or None: {"next_rip"} on SVM, {"insn_len"} on VMX, each None when
+    the stream has no vmcb12/vmcs12."""
+    outer = section.get(NESTED_STATE)
+    if not outer:
         return None
-    kind = number(ev["type"])
-    out = {"type": EVENT_TYPES.get(kind, "other"),
-           "vector": number(ev["vector"]),
-           "origin": ORIGINS.get(number(ev["origin"]), "l0")}
-    if ev["has_error_code"]:
-        out["error-code"] = number(ev["error_code"])
-    if kind in SOFT_TYPES:
-        out["insn-len"] = number(ev["insn_len"])
-        out["old-rip"] = number(ev["old_rip"])
-        out["next-rip"] = number(ev["next_rip"])
-        out["cs-base"] = number(ev["cs_base"])
-    return out
+    ns = outer.get("env.nested_state", outer)
+    vendor = FORMATS.get(number(ns["format"]))
+    view = {}
+    svm = ns.get("cpu/kvm_nested_state/svm", {}).get("data.svm[0].vmcb12")
+    vmx = ns.get("cpu/kvm_nested_state/vmx", {}) \
+        .get("cpu/kvm_nested_state/vmx/vmcs12", {}) \
+        .get("data.vmx[0].vmcs12")
+    if svm is not None:
+        blob = raw_bytes(svm)
+        (view["next_rip"],) = struct.unpack_from("<Q", blob, VMCB_NEXT_RIP)
+    if vmx is not None:
+        blob = raw_bytes(vmx)
+        (view["insn_len"],) = struct.unpack_from("<I", blob,
+                                                 VMCS12_ENTRY_INSN_LEN)
+    return vendor, number(ns["flags"]), view
 
 
-def decode_level(level):
-    out = {}
-    injected = decode_event(level["injected"])
-    if injected:
-        out["injected"] = injected
-    exc = level["exception"]
-    if exc["pending"]:
-        pending = {"vector": number(exc["vector"])}
-        if exc["has_error_code"]:
-            pending["error-code"] = number(exc["error_code"])
-        if exc["has_payload"]:
-            pending["payload"] = number(exc["payload"])
-        out["pending-exception"] = pending
-    out["nmi-pending"] = number(level["nmi_pending"])
-    out["nmi-masked"] = bool(level["nmi_masked"])
-    out["interrupt-shadow"] = number(level["interrupt_shadow"])
-    return out
+def soft_rips(out, p, origin_l1, vendor, rip, cs_base, state):
+    """A soft event's RIPs, rebuilt as rebuild_soft_rips() does."""
+    name = out["type"]
+    if not origin_l1:
+        raise Refused(f"{p}.injected.origin=L0: a soft event of L0's is "
+                      "never sent (KVM re-executes the instruction)")
+    if state is None:
+        raise Refused(f"{p}.injected.type={name}: no nested state in the "
+                      "stream holds its return address")
+    view = state[2]
+    if vendor == "svm" and "next_rip" in view:
+        d = (view["next_rip"] - rip) % (1 << 64)
+        out["insn-len"] = d if d <= MAX_INSN_LEN else 0
+        out["next-rip"] = view["next_rip"]
+    elif vendor == "vmx" and "insn_len" in view:
+        if view["insn_len"] > MAX_INSN_LEN:
+            raise Refused("vmcs12.vm_entry_instruction_len="
+                          f"{view['insn_len']}: longer than 15 bytes")
+        out["insn-len"] = view["insn_len"]
+        out["next-rip"] = (rip + view["insn_len"]) % (1 << 64)
+    else:
+        raise Refused(f"{p}.injected.type={name}: the stream's nested "
+                      "state has no vmcb12/vmcs12")
+    out["old-rip"] = rip
+    out["cs-base"] = cs_base
 
 
-def decode_model(sub):
-    """The subsection as analyze-migration shows it -> QMP's shape (less
-    cpu-index, restore-pending and mirror-error, which a stream does not
-    carry)."""
-    model = sub["env.nested_events"]
-    return {"vendor": VENDORS.get(number(model["vendor"]), "?"),
-            "guest-mode": bool(model["guest_mode"]),
-            "nested-run-pending": bool(model["nested_run_pending"]),
-            "gif": bool(model["gif"]),
-            "smm": bool(model["smi.smm"]),
-            "triple-fault-pending": bool(model["triple_fault_pending"]),
-            "l1": decode_level(model["l1"]),
-            "l2": decode_level(model["l2"])}
+def rebuild(w, section, vendor_arg):
+    """The model from wire fields W and the cpu SECTION's stock fields,
+    in x-query-nested-events' shape (less cpu-index, restore-pending
+    and mirror-error, which a stream does not carry)."""
+    state = nested_state(section)
+    vendor = state[0] if state else vendor_arg
+    hflags = number(section["env.hflags"])
+    hflags2 = number(section["env.hflags2"])
+    rip = number(section["env.eip"])
+    cs_base = number(section["env.segs"][R_CS]["base"])
+    guest_mode = bool(hflags & HF_GUEST)
+    p = "l2" if guest_mode else "l1"
+    current = {"nmi-pending": number(section["env.nmi_pending"]),
+               "nmi-masked": bool(hflags2 & HF2_NMI),
+               "interrupt-shadow": w["shadow"]}
+    if w["flags"] & FLAG_EVENT:
+        kind = w["event"] & EVENT_TYPE
+        ev = {"type": EVENT_TYPES.get(kind, "reserved"),
+              "vector": w["vector"],
+              "origin": "l1" if w["event"] & EVENT_L1 else "l0"}
+        if w["event"] & EVENT_ERROR_CODE:
+            ev["error-code"] = w["error_code"]
+        if kind in SOFT_TYPES:
+            soft_rips(ev, p, w["event"] & EVENT_L1, vendor, rip, cs_base,
+                      state)
+        current["injected"] = ev
+    if w["flags"] & FLAG_EXCEPTION:
+        exc = {"vector": w["exc_vector"]}
+        if w["exc_info"] & EXC_ERROR_CODE:
+            exc["error-code"] = w["exc_error_code"]
+        if w["exc_info"] & EXC_PAYLOAD:
+            exc["payload"] = w["exc_payload"]
+        current["pending-exception"] = exc
+    idle = {"nmi-pending": 0, "nmi-masked": False, "interrupt-shadow": 0}
+    return {"vendor": vendor, "guest-mode": guest_mode,
+            "nested-run-pending": bool(guest_mode and state and
+                                       state[1] &
+                                       KVM_STATE_NESTED_RUN_PENDING),
+            "gif": vendor == "vmx" or bool(hflags2 & HF2_GIF),
+            "smm": bool(hflags & HF_SMM),
+            "triple-fault-pending": bool(w["flags"] & FLAG_TRIPLE_FAULT),
+            "l1": idle if guest_mode else current,
+            "l2": current if guest_mode else idle}
 
 
 def cpu_sections(state):
@@ -121,8 +240,11 @@ def main():
                         help="migration stream (file: or exec:cat> output)")
     parser.add_argument("--analyze", default=str(DEFAULT_ANALYZE),
                         help="path of QEMU's analyze-migration.py")
+    parser.add_argument("--vendor", choices=("svm", "vmx"),
+                        help="the vCPU model's nested vendor, where the "
+                        "stream has no nested state to tell")
     parser.add_argument("--raw", action="store_true",
-                        help="print analyze-migration's own view")
+                        help="print the wire fields, not the model")
     args = parser.parse_args()
 
     proc = subprocess.run([sys.executable, args.analyze, "-f", args.file],
@@ -136,9 +258,15 @@ def main():
     out = []
     for instance, section in cpu_sections(state):
         sub = section.get(SUBSECTION)
-        if sub is not None and not args.raw:
-            sub = decode_model(sub)
-        out.append({"cpu-instance": instance, "nested-events": sub})
+        entry = {"cpu-instance": instance, "nested-events": None}
+        if sub is not None:
+            try:
+                wire = decode_wire(raw_bytes(sub["tmp"]))
+                entry["nested-events"] = wire if args.raw else \
+                    rebuild(wire, section, args.vendor)
+            except Refused as exc:
+                entry["error"] = str(exc)
+        out.append(entry)
     print(json.dumps(out, indent=2))
     return 0
 
