@@ -84,10 +84,11 @@ def run_shadow():
     """An interrupt shadow spliced into the stream of a vCPU held in its
     NMI handler (spinning on COM1, so not halted: a halted vCPU cannot
     be in a shadow) with a second NMI pending.  The spliced subsection
-    carries only the shadow; the destination rebuilds that NMI state from
-    the stream's CPU fields, as for the source's own.  KVM_X86_SHADOW_INT_MOV_SS
-    goes in; SVM keeps one shadow bit (VMCB int_state bit 0) and reports
-    MOV_SS | STI = 3, VMX keeps MOV SS blocking and reports 1."""
+    carries only the shadow; the destination rebuilds that NMI state
+    from the stream's CPU fields, as for the source's own.
+    KVM_X86_SHADOW_INT_MOV_SS goes in; SVM keeps one shadow bit (VMCB
+    int_state bit 0) and reports MOV_SS | STI = 3, VMX keeps MOV SS
+    blocking and reports 1."""
     extra = ["-cpu", "host"]
     with nkvm.Lab("nkvm-mirror-shadow-") as lab:
         src = lab.vm("src", "events-nmi-held", accel="nested-kvm",

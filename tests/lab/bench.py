@@ -681,10 +681,11 @@ def render(recs, wall=None):
     wire = meta_rec.get("subsection_wire_bytes")
     if wire:
         out.append(f"- ``cpu/nested-events`` costs {wire} bytes per vCPU "
-                   "for an L1 soft INT n when it is sent (only while an event stock cannot carry "
-                   "is in flight, which these guests never stop in; the "
-                   "in-flight rows measure an NMI held and one pending, "
-                   "which stock's own state carries).")
+                   "for an L1 soft INT n when it is sent (only while an "
+                   "event stock cannot carry is in flight, which these "
+                   "guests never stop in; the in-flight rows measure an "
+                   "NMI held and one pending, which stock's own state "
+                   "carries).")
     out += [f"- ``{r['metric']}``: {r['what']}." for r in recs
             if r.get("what") and r["metric"].startswith(("hot.", "nested.",
                                                          "devloop."))]
