@@ -42,8 +42,15 @@ say "init started (uptime $(cut -d' ' -f1 /proc/uptime) s)"
 # load.list holds "file.ko [params...]" in dependency order (scripts/lab
 # computed it from each module's .modinfo depends=).  A KVM module that
 # fails is reported but not fatal, so the command can still diagnose it.
+# "scripts/lab run --kvm-amd" replaces kvm_amd's parameters through the
+# kernel command line (nkvm.kvm_amd=nested=0,nrips=1), so that one
+# initramfs serves every setting.
+kvm_amd_override=$(tr ' ' '\n' < /proc/cmdline | sed -n 's/^nkvm\.kvm_amd=//p')
 while read -r ko params; do
     [ -n "$ko" ] || continue
+    if [ "$ko" = kvm_amd.ko ] && [ -n "$kvm_amd_override" ]; then
+        params=$(echo "$kvm_amd_override" | tr ',' ' ')
+    fi
     # $params is a list of key=value words: split on purpose.
     # shellcheck disable=SC2086
     if ! out=$(insmod "/lib/modules/$ko" $params 2>&1); then

@@ -38,13 +38,18 @@ static int nested_kvm_init_machine(MachineState *ms)
         .stop_settle_ms = s->stop_settle_ms,
         .observer_helper = s->observer_helper,
     };
+    Error *err = NULL;
     int ret;
 
     ret = nkc->parent_init_machine(ms);
-    if (ret == 0) {
-        nested_mirror_setup(&config);
+    if (ret < 0) {
+        return ret;
     }
-    return ret;
+    if (!nested_mirror_setup(&config, &err)) {
+        error_report_err(err);
+        return -ENOTSUP;
+    }
+    return 0;
 }
 
 /* Like KVM's own options, ours are read once, at init_machine. */

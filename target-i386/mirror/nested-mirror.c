@@ -17,6 +17,7 @@
 #include "cpu.h"
 #include "system/kvm.h"
 #include "system/kvm_int.h"
+#include "kvm/kvm_i386.h"
 #include "svm.h"
 #include "../nested-import.h"
 #include "../nested-state.h"
@@ -34,10 +35,44 @@ bool nested_mirror_is_set_up(void)
     return nested_mirror_enabled;
 }
 
-void nested_mirror_setup(const NestedMirrorConfig *config)
+/*
+ * KVM offers SVM or VMX to its guests only with kvm_amd or kvm_intel's
+ * nested=1.  Without it no guest is a hypervisor and there is nothing
+ * for nested-kvm to carry: an operator who asked for it on such a host
+ * has a misconfigured host, which is better said at start than found
+ * at the first migration.
+ */
+static bool nested_mirror_host_nests(Error **errp)
 {
+    bool svm = kvm_arch_get_supported_cpuid(kvm_state, 0x80000001, 0, R_ECX) &
+               CPUID_EXT3_SVM;
+    bool vmx = kvm_arch_get_supported_cpuid(kvm_state, 1, 0, R_ECX) &
+               CPUID_EXT_VMX;
+
+    if (!svm && !vmx) {
+        error_setg(errp, "nested-kvm: this host's KVM offers neither SVM nor "
+                   "VMX to its guests (KVM_GET_SUPPORTED_CPUID), so no guest "
+                   "can be a hypervisor: load kvm_amd or kvm_intel with "
+                   "nested=1, or use -accel kvm");
+        return false;
+    }
+    if (kvm_max_nested_state_length() <= 0) {
+        error_setg(errp, "nested-kvm: this host's KVM has no "
+                   "KVM_CAP_NESTED_STATE, so a guest hypervisor's L2 "
+                   "cannot migrate at all; use -accel kvm");
+        return false;
+    }
+    return true;
+}
+
+bool nested_mirror_setup(const NestedMirrorConfig *config, Error **errp)
+{
+    if (!nested_mirror_host_nests(errp)) {
+        return false;
+    }
     nested_mirror_enabled = true;
     nested_mirror_migration_init(config);
+    return true;
 }
 
 /* Called by kvm_arch_init_vcpu(), before the vCPU's first state sync. */

@@ -26,8 +26,11 @@ typedef struct NestedMirrorConfig {
     const char *observer_helper;
 } NestedMirrorConfig;
 
-/* -accel nested-kvm, once KVM is up: mirror every vCPU created next. */
-void nested_mirror_setup(const NestedMirrorConfig *config);
+/*
+ * -accel nested-kvm, once KVM is up: mirror every vCPU created next.
+ * Fails on a host whose KVM cannot run a guest hypervisor.
+ */
+bool nested_mirror_setup(const NestedMirrorConfig *config, Error **errp);
 
 /*
  * Hooks called from target/i386/kvm/kvm.c.  A vCPU gets a mirror at

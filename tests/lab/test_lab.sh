@@ -6,7 +6,8 @@
 # live migration and the mirror's QMP view (tests/lab/in-l1.sh, which also runs
 # tests/functional/test_accel.py).
 #
-#   tests/lab/test_lab.sh [KERNEL...]     default: 6.1 6.12
+#   tests/lab/test_lab.sh [KERNEL...]     default: 6.1 6.12 ("none": no
+#                                         in-l1.sh run)
 #
 # Then two hosts (scripts/lab pair, host A on 6.1 and B on 6.12, or
 # LAB_PAIR=A,B; LAB_PAIR=none skips it): the torture migrated between
@@ -113,7 +114,8 @@ lab_pair() {
     rm -f "$out" "$out.err"
 }
 
-# The libvirt checks: 14 in tests/lab/test_libvirt.py.
+# The libvirt checks: 14 in tests/lab/test_libvirt.py, and 3 with
+# --no-nesting in an L1 whose kvm_amd has nested=0.
 lab_libvirt() {
     local k=$1 out rc start elapsed
     out=$(mktemp)
@@ -133,6 +135,17 @@ lab_libvirt() {
     if [ "$relayed" -lt 14 ]; then
         tap "not ok" "lab libvirt $k: all 14 checks reported (got $relayed, status $rc after $elapsed s)"
     fi
+    # An L1 without nested SVM: a nested-kvm domain must not start.
+    : > "$out.err"
+    "$top/scripts/lab" run --kernel "$k" --kvm-amd "nested=0 nrips=1" \
+        --timeout "$timeout" -- bash tests/lab/in-l1-libvirt.sh --no-nesting \
+        > "$out" 2>> "$out.err"
+    rc=$?
+    sed 's/^/# /' "$out.err"
+    relay "libvirt $k nested=0" "$out"
+    if [ "$relayed" -lt 3 ]; then
+        tap "not ok" "lab libvirt $k nested=0: all 3 checks reported (got $relayed, status $rc)"
+    fi
     rm -f "$out" "$out.err"
 }
 
@@ -140,7 +153,8 @@ main() {
     local kernels=("$@") k
     [ ${#kernels[@]} -gt 0 ] || kernels=(6.1 6.12)
     for k in "${kernels[@]}"; do
-        lab_kernel "$k"
+        # "none": only the pair and libvirt stages
+        [ "$k" = none ] || lab_kernel "$k"
     done
     [ "${LAB_PAIR:-6.1,6.12}" = none ] || lab_pair "${LAB_PAIR:-6.1,6.12}"
     [ "${LAB_LIBVIRT:-6.12}" = none ] || lab_libvirt "${LAB_LIBVIRT:-6.12}"
