@@ -17,7 +17,10 @@ KVM's nested tracepoints.
     migration completes, with QEMU still without any capability and
     perf_event_paranoid unchanged;
   - with the helper gone, a strict migration fails at setup naming the
-    helper's socket, and the source runs on.
+    helper's socket, and the source runs on;
+  - with a helper that dies in the middle of the arming (it answers
+    'formats', then hangs up on 'open' without a reply), a strict
+    migration fails at setup saying so, and the source runs on.
 
 Prints TAP lines; exits 1 if any check failed.
 
@@ -25,8 +28,11 @@ SPDX-License-Identifier: GPL-2.0-or-later
 """
 
 import os
+import socket
+import struct
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -186,6 +192,77 @@ def test_strict_helper(lab):
            "source")
 
 
+# nested-helper-proto.h: magic, op, tid, reserved; ops
+HELPER_REQUEST = struct.Struct("=IIiI")
+HELPER_OP_FORMATS = 1
+
+
+class CrashingHelper(threading.Thread):
+    """A helper that dies in the middle of QEMU's arming: it forwards
+    'formats' to the real helper at REAL, and hangs up on the first
+    'open', without a reply, as a crashed helper's socket does."""
+
+    def __init__(self, path, real):
+        super().__init__(daemon=True)
+        self.real = str(real)
+        self.hung_up = 0
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.sock.bind(str(path))
+        os.chmod(path, 0o666)
+        self.sock.listen(4)
+
+    def run(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return          # closed by stop()
+            with conn:
+                req = conn.recv(HELPER_REQUEST.size)
+                op = HELPER_REQUEST.unpack_from(req)[1] \
+                    if len(req) == HELPER_REQUEST.size else None
+                if op != HELPER_OP_FORMATS:
+                    self.hung_up += 1
+                    continue
+                with socket.socket(socket.AF_UNIX,
+                                   socket.SOCK_SEQPACKET) as real:
+                    real.connect(self.real)
+                    real.send(req)
+                    conn.send(real.recv(1 << 16))
+
+    def stop(self):
+        self.sock.close()
+
+
+def test_helper_crash(lab):
+    helper, real = nkvm.start_observer_helper(lab.dir)
+    path = lab.dir / "crashing-helper.sock"
+    crashing = CrashingHelper(path, real)
+    crashing.start()
+    try:
+        src, dst = pair(lab, "crash", "strict", nkvm.unprivileged_wrapper(),
+                        path)
+        info = nkvm.migrate(src, dst, timeout=TIMEOUT)
+        err = info.get("error-desc", "")
+        run = src.qmp("query-status")
+        tap.check(info.get("status") == "failed" and crashing.hung_up and
+                  f"observer helper at {path}" in err and
+                  "hung up without a reply" in err and
+                  run["status"] == "running",
+                  "strict, the helper dies in the middle of the arming: "
+                  "the migration fails saying so, and the source runs on",
+                  f"{info.get('status')}: {err}; source {run['status']}, "
+                  f"{crashing.hung_up} hang-ups")
+        print(f"# the helper died mid-arming: {err}", flush=True)
+        dst.kill()
+        finish(src, "strict, the helper died mid-arming: the guest passes "
+               "on the source")
+    finally:
+        crashing.stop()
+        helper.kill()
+        helper.wait()
+
+
 def main():
     if not nkvm.check_environment(tap):
         return tap.finish()
@@ -193,7 +270,8 @@ def main():
     why = lab_ready()
     names = ("strict as root", "strict unprivileged (3 checks)",
              "best-effort unprivileged (2 checks)",
-             "strict unprivileged with the observer helper (5 checks)")
+             "strict unprivileged with the observer helper (5 checks)",
+             "strict unprivileged, the helper dies mid-arming (2 checks)")
     if why:
         for name in names:
             tap.skip(name, why)
@@ -204,7 +282,8 @@ def main():
         # QEMU as nobody must reach its sockets and logs.
         os.chmod(lab.dir, 0o777)
         for test in (test_strict_root, test_strict_unprivileged,
-                     test_best_effort_unprivileged, test_strict_helper):
+                     test_best_effort_unprivileged, test_strict_helper,
+                     test_helper_crash):
             try:
                 test(lab)
             except nkvm.NkvmError as exc:
