@@ -100,6 +100,12 @@ py_test "test_compat.py --accel nested-kvm --cpu host" \
 # event-migration=strict|best-effort, with the observer's privilege
 # taken away from QEMU.
 py_test test_event_migration.py "$top/tests/functional/test_event_migration.py"
+# Exact counts (docs/results.rst, "System calls per exit"): the fork's
+# vCPU thread makes no ioctl per guest exit that stock's does not.  One
+# kernel is enough for a count; 6.12 is the one the libvirt stage uses.
+if [ "${LAB_KERNEL:-}" = 6.12 ]; then
+    py_test test_syscalls.py "$top/tests/lab/test_syscalls.py"
+fi
 # Live migrations with events in flight at the stop (an NMI pending in
 # the NMI handler, and a stream of NMIs, #PF, #DB and timer interrupts),
 # at 1 and 4 vCPUs, comparing the mirrored model on both sides.
