@@ -12,6 +12,7 @@ PKGS=(
     lib32gcc-12-dev    # configure's -m32 check and the x86 option ROMs
     clang libclang-rt-14-dev   # libFuzzer, ASan and UBSan
     iproute2           # network namespaces as test hosts
+    strace             # exact system-call counts (tests/lab/test_syscalls.py)
 )
 
 missing=()
