@@ -310,38 +310,35 @@ bool nested_event_wire_decode(const NestedEventWire *w,
         } \
     } while (0)
 
+/* A field of a level's part, named with the level: "l2.injected.type" */
+#define LEVEL_DIFF(a, b, l2, part, f) \
+    DIFF(a, b, f, (l2) ? "l2." part #f : "l1." part #f)
+
 static const char *event_diff(const NestedEvent *a, const NestedEvent *b,
                               bool l2)
 {
-    DIFF(a, b, valid, l2 ? "l2.injected.valid" : "l1.injected.valid");
-    DIFF(a, b, type, l2 ? "l2.injected.type" : "l1.injected.type");
-    DIFF(a, b, vector, l2 ? "l2.injected.vector" : "l1.injected.vector");
-    DIFF(a, b, origin, l2 ? "l2.injected.origin" : "l1.injected.origin");
-    DIFF(a, b, has_error_code, l2 ? "l2.injected.has_error_code"
-                                  : "l1.injected.has_error_code");
-    DIFF(a, b, error_code, l2 ? "l2.injected.error_code"
-                              : "l1.injected.error_code");
-    DIFF(a, b, insn_len, l2 ? "l2.injected.insn_len"
-                            : "l1.injected.insn_len");
-    DIFF(a, b, old_rip, l2 ? "l2.injected.old_rip" : "l1.injected.old_rip");
-    DIFF(a, b, next_rip, l2 ? "l2.injected.next_rip"
-                            : "l1.injected.next_rip");
-    DIFF(a, b, cs_base, l2 ? "l2.injected.cs_base" : "l1.injected.cs_base");
+    LEVEL_DIFF(a, b, l2, "injected.", valid);
+    LEVEL_DIFF(a, b, l2, "injected.", type);
+    LEVEL_DIFF(a, b, l2, "injected.", vector);
+    LEVEL_DIFF(a, b, l2, "injected.", origin);
+    LEVEL_DIFF(a, b, l2, "injected.", has_error_code);
+    LEVEL_DIFF(a, b, l2, "injected.", error_code);
+    LEVEL_DIFF(a, b, l2, "injected.", insn_len);
+    LEVEL_DIFF(a, b, l2, "injected.", old_rip);
+    LEVEL_DIFF(a, b, l2, "injected.", next_rip);
+    LEVEL_DIFF(a, b, l2, "injected.", cs_base);
     return NULL;
 }
 
 static const char *exception_diff(const NestedPendingException *a,
                                   const NestedPendingException *b, bool l2)
 {
-    DIFF(a, b, pending, l2 ? "l2.exception.pending" : "l1.exception.pending");
-    DIFF(a, b, vector, l2 ? "l2.exception.vector" : "l1.exception.vector");
-    DIFF(a, b, has_error_code, l2 ? "l2.exception.has_error_code"
-                                  : "l1.exception.has_error_code");
-    DIFF(a, b, error_code, l2 ? "l2.exception.error_code"
-                              : "l1.exception.error_code");
-    DIFF(a, b, has_payload, l2 ? "l2.exception.has_payload"
-                               : "l1.exception.has_payload");
-    DIFF(a, b, payload, l2 ? "l2.exception.payload" : "l1.exception.payload");
+    LEVEL_DIFF(a, b, l2, "exception.", pending);
+    LEVEL_DIFF(a, b, l2, "exception.", vector);
+    LEVEL_DIFF(a, b, l2, "exception.", has_error_code);
+    LEVEL_DIFF(a, b, l2, "exception.", error_code);
+    LEVEL_DIFF(a, b, l2, "exception.", has_payload);
+    LEVEL_DIFF(a, b, l2, "exception.", payload);
     return NULL;
 }
 
@@ -356,10 +353,9 @@ static const char *level_diff(const NestedEventLevel *a,
     if (d) {
         return d;
     }
-    DIFF(a, b, nmi_pending, l2 ? "l2.nmi_pending" : "l1.nmi_pending");
-    DIFF(a, b, nmi_masked, l2 ? "l2.nmi_masked" : "l1.nmi_masked");
-    DIFF(a, b, interrupt_shadow, l2 ? "l2.interrupt_shadow"
-                                    : "l1.interrupt_shadow");
+    LEVEL_DIFF(a, b, l2, "", nmi_pending);
+    LEVEL_DIFF(a, b, l2, "", nmi_masked);
+    LEVEL_DIFF(a, b, l2, "", interrupt_shadow);
     return NULL;
 }
 
