@@ -26,7 +26,7 @@ lab_torture() {
     grep '^{' <<<"$out" | sed "s/^/# $label: /"
     # the guest's per-round diagnostics, the failures that went wrong,
     # the pair's hosts, and the tail if it failed
-    grep -E 'guest: torture: round|induced failure|strict refusal|pair:|(precopy|multifd|postcopy|paused|savevm) failed|negative control' \
+    grep -E 'guest: torture: (cpu [0-9]+ )?round|induced failure|strict refusal|pair:|(precopy|multifd|postcopy|paused|savevm) failed|negative control' \
         "$err" | head -20 | sed 's/^/# /'
     [ "$rc" -eq 0 ] || tail -5 "$err" | sed 's/^/# /'
     rm -f "$err"

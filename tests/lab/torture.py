@@ -421,7 +421,8 @@ def finish_guest(vm, timeout):
     for path in sorted(vm.lab.dir.glob("*.serial"),
                        key=lambda p: int(re.sub(r"\D", "", p.stem) or 0)):
         for line in path.read_text(errors="replace").splitlines():
-            if line.startswith("# torture: round"):
+            # "# torture: cpu N round R KIND: what: got ... expected ..."
+            if re.match(r"# torture: (cpu \d+ )?round ", line):
                 log(f"{path.stem} guest: {line[2:].strip()}")
     return json.loads(m.group(1)), status
 
