@@ -19,6 +19,7 @@ Environment:
 SPDX-License-Identifier: GPL-2.0-or-later
 """
 
+import grp
 import hashlib
 import json
 import os
@@ -274,13 +275,17 @@ def unprivileged_wrapper():
             "--clear-groups", "--inh-caps=-all", "--bounding-set=-all"]
 
 
-def start_observer_helper(directory, timeout=5.0):
+def start_observer_helper(directory, timeout=5.0, path=None, group=None):
     """nested-kvm-observer-helper (docs/libvirt.rst), as this process's
-    user, on DIRECTORY/observer-helper.sock, open to every user (libvirt's
-    unit gives it to QEMU's group instead); its log is
-    DIRECTORY/observer-helper.log.  Returns (process, socket path)."""
-    path = Path(directory) / "observer-helper.sock"
-    with open(Path(directory) / "observer-helper.log", "w",
+    user, on PATH (default DIRECTORY/observer-helper.sock), open to every
+    user; with GROUP, root:GROUP mode 0660 instead, as its systemd socket
+    unit sets it up for QEMU's group.  Its log is
+    DIRECTORY/observer-helper.log, appended to, so that a helper started
+    again keeps what the last one said.  Returns (process, socket path)."""
+    path = Path(path or Path(directory) / "observer-helper.sock")
+    # a helper killed before leaves its socket behind
+    path.unlink(missing_ok=True)
+    with open(Path(directory) / "observer-helper.log", "a",
               encoding="utf-8") as log:
         # pylint: disable-next=consider-using-with
         proc = subprocess.Popen([str(OBSERVER_HELPER), "--socket",
@@ -293,7 +298,11 @@ def start_observer_helper(directory, timeout=5.0):
             raise NkvmError(f"{OBSERVER_HELPER} did not open {path} "
                             f"(status {proc.returncode})")
         time.sleep(0.05)
-    os.chmod(path, 0o666)
+    if group is None:
+        os.chmod(path, 0o666)
+    else:
+        os.chown(path, 0, grp.getgrnam(group).gr_gid)
+        os.chmod(path, 0o660)
     return proc, path
 
 

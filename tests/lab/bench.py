@@ -99,6 +99,20 @@ def binary(build):
     return nkvm.qemu_binary()
 
 
+def read_counter(vm, address):
+    """The iteration count at ADDRESS of VM's bench-* loop, and the
+    monotonic time it was read at (the middle of the HMP round trip).
+    HMP xp reads guest memory and syncs no vCPU."""
+    t0 = time.monotonic()
+    out = vm.qmp("human-monitor-command",
+                 **{"command-line": f"xp /1gx {address:#x}"})
+    t1 = time.monotonic()
+    m = re.search(r":\s*0x([0-9a-f]+)", out)
+    if not m:
+        raise nkvm.NkvmError(f"{vm.name}: cannot parse xp: {out!r}")
+    return int(m.group(1), 16), (t0 + t1) / 2
+
+
 class BenchVM(nkvm.GuestVM):
     """The test guest in one of the bench-* scenarios."""
 
@@ -119,16 +133,7 @@ class BenchVM(nkvm.GuestVM):
         return self
 
     def read_counter(self):
-        """The guest's iteration count and the monotonic time it was
-        read at (the middle of the HMP round trip)."""
-        t0 = time.monotonic()
-        out = self.qmp("human-monitor-command",
-                       **{"command-line": f"xp /1gx {self.counter:#x}"})
-        t1 = time.monotonic()
-        m = re.search(r":\s*0x([0-9a-f]+)", out)
-        if not m:
-            raise nkvm.NkvmError(f"{self.name}: cannot parse xp: {out!r}")
-        return int(m.group(1), 16), (t0 + t1) / 2
+        return read_counter(self, self.counter)
 
     def rate(self, window, warmup=0.3):
         """Guest iterations per second of wall time over window s."""

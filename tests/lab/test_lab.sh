@@ -97,56 +97,49 @@ lab_kernel() {
     rm -f "$out" "$out.err"
 }
 
-# lab_pair A,B: one pair boot running in-pair.sh on host A.
-lab_pair() {
-    local kernels=$1 out rc start elapsed
+# lab_stage LABEL FLOOR WHAT LAB-ARGS...: "scripts/lab LAB-ARGS", its TAP
+# relayed under LABEL; fewer than FLOOR checks (WHAT) is a failure of its
+# own, since a stage that crashed reports less.
+lab_stage() {
+    local label=$1 floor=$2 what=$3 out rc start elapsed
+    shift 3
     out=$(mktemp)
     start=$(date +%s)
-    "$top/scripts/lab" pair --kernels "$kernels" --smp "$smp" \
-        --timeout "$timeout" -- bash tests/lab/in-pair.sh > "$out" 2> "$out.err"
+    "$top/scripts/lab" "$@" > "$out" 2> "$out.err"
     rc=$?
     elapsed=$(( $(date +%s) - start ))
     sed 's/^/# /' "$out.err"
-    relay "pair $kernels" "$out"
-    if [ "$relayed" -lt 2 ]; then
-        tap "not ok" "lab pair $kernels: both checks reported (got $relayed, status $rc after $elapsed s)"
+    relay "$label" "$out"
+    if [ "$relayed" -lt "$floor" ]; then
+        tap "not ok" "lab $label: $what reported (got $relayed, status $rc after $elapsed s)"
     fi
     rm -f "$out" "$out.err"
 }
 
+# lab_pair A,B: one pair boot running in-pair.sh on host A.
+lab_pair() {
+    lab_stage "pair $1" 2 "both checks" pair --kernels "$1" --smp "$smp" \
+        --timeout "$timeout" -- bash tests/lab/in-pair.sh
+}
+
 # The libvirt checks: 14 in tests/lab/test_libvirt.py, and 3 with
-# --no-nesting in an L1 whose kvm_amd has nested=0.
+# --no-nesting in an L1 whose kvm_amd has nested=0 (a nested-kvm domain
+# must not start there).
 lab_libvirt() {
-    local k=$1 out rc start elapsed
-    out=$(mktemp)
-    if ! "$top/scripts/fetch-upstream.sh" libvirt > "$out.err" 2>&1; then
-        sed 's/^/# /' "$out.err"
+    local k=$1 err
+    err=$(mktemp)
+    if ! "$top/scripts/fetch-upstream.sh" libvirt > "$err" 2>&1; then
+        sed 's/^/# /' "$err"
         tap "not ok" "lab libvirt $k: Debian 12's libvirt 9.0 unpacked"
-        rm -f "$out" "$out.err"
+        rm -f "$err"
         return
     fi
-    start=$(date +%s)
-    "$top/scripts/lab" run --kernel "$k" --smp "$smp" --timeout "$timeout" \
-        -- bash tests/lab/in-l1-libvirt.sh > "$out" 2>> "$out.err"
-    rc=$?
-    elapsed=$(( $(date +%s) - start ))
-    sed 's/^/# /' "$out.err"
-    relay "libvirt $k" "$out"
-    if [ "$relayed" -lt 14 ]; then
-        tap "not ok" "lab libvirt $k: all 14 checks reported (got $relayed, status $rc after $elapsed s)"
-    fi
-    # An L1 without nested SVM: a nested-kvm domain must not start.
-    : > "$out.err"
-    "$top/scripts/lab" run --kernel "$k" --kvm-amd "nested=0 nrips=1" \
-        --timeout "$timeout" -- bash tests/lab/in-l1-libvirt.sh --no-nesting \
-        > "$out" 2>> "$out.err"
-    rc=$?
-    sed 's/^/# /' "$out.err"
-    relay "libvirt $k nested=0" "$out"
-    if [ "$relayed" -lt 3 ]; then
-        tap "not ok" "lab libvirt $k nested=0: all 3 checks reported (got $relayed, status $rc)"
-    fi
-    rm -f "$out" "$out.err"
+    rm -f "$err"
+    lab_stage "libvirt $k" 14 "all 14 checks" run --kernel "$k" \
+        --smp "$smp" --timeout "$timeout" -- bash tests/lab/in-l1-libvirt.sh
+    lab_stage "libvirt $k nested=0" 3 "all 3 checks" run --kernel "$k" \
+        --kvm-amd "nested=0 nrips=1" --timeout "$timeout" \
+        -- bash tests/lab/in-l1-libvirt.sh --no-nesting
 }
 
 main() {

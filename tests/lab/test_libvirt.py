@@ -72,11 +72,8 @@ def virsh(*args, timeout=120):
 
 
 def wait_for(probe, timeout, what):
-    deadline = time.monotonic() + timeout
-    while not probe():
-        if time.monotonic() > deadline:
-            raise nkvm.NkvmTimeout(f"{what}: not within {timeout} s")
-        time.sleep(0.1)
+    if not nkvm.poll(probe, bool, timeout, interval=0.1):
+        raise nkvm.NkvmTimeout(f"{what}: not within {timeout} s")
 
 
 def start_daemons(out):
@@ -97,28 +94,14 @@ class Helper:
         self.proc = None
 
     def start(self):
-        HELPER_SOCKET.unlink(missing_ok=True)
-        with open(Path(self.out) / "observer-helper.log", "a",
-                  encoding="utf-8") as logf:
-            # pylint: disable-next=consider-using-with
-            self.proc = subprocess.Popen(
-                [str(nkvm.OBSERVER_HELPER), "--socket", str(HELPER_SOCKET)],
-                stdout=logf, stderr=logf)
-        wait_for(HELPER_SOCKET.exists, 10, f"{HELPER_SOCKET}")
-        os.chown(HELPER_SOCKET, 0, grp_id("kvm"))
-        os.chmod(HELPER_SOCKET, 0o660)
+        self.proc, _ = nkvm.start_observer_helper(
+            self.out, timeout=10, path=HELPER_SOCKET, group="kvm")
 
     def stop(self):
         if self.proc:
             self.proc.kill()
             self.proc.wait()
             self.proc = None
-
-
-def grp_id(name):
-    # pylint: disable-next=import-outside-toplevel
-    import grp
-    return grp.getgrnam(name).gr_gid
 
 
 def domain_xml(name, accel_opts, cpus):
@@ -237,9 +220,7 @@ class Domain:
 
 
 def new_stats():
-    return {"stops_in_flight": 0, "stops_in_flight_requeued": 0,
-            "stops_in_flight_vmrun": 0, "stops_in_flight_by_type": {},
-            "stops_traced": 0, "windows_seen": 0, "strict_refusals": 0}
+    return {**torture.stop_stats(), "strict_refusals": 0}
 
 
 def save_restore_cycles(dom, cycles, tracer, stats):

@@ -38,12 +38,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "functional"))
 
 # pylint: disable=wrong-import-position
+import bench  # noqa: E402
 import nkvm  # noqa: E402
 
-STOCK = Path(os.environ.get("NKVM_QEMU_STOCK",
-                            nkvm.REPO / "build/qemu-system-x86_64-stock"))
-BUILDS = {"stock": (STOCK, "kvm"), "fork": (None, "nested-kvm")}
-READY_RE = r"READY (\S+) counter=0x([0-9a-f]+)"
+STOCK = bench.binary("stock")
+BUILDS = {b: (bench.binary(b), bench.ACCEL[b]) for b in bench.BUILDS}
 SHORT, LONG = 1.0, 3.0
 TIMEOUT = 60
 SYSCALL_RE = re.compile(r"^(?:\d+\s+)?(\w+)\((.*)")
@@ -95,22 +94,11 @@ def traced_vm(lab, build, scenario, name, incoming=None):
     out = lab.dir / f"{name}.strace"
     wrapper = [shutil.which("strace"), "-ff", "-qq", "-e", "signal=none",
                "-o", str(out)]
-    vm = lab.vm(name, scenario, accel=accel, binary=binary or None,
+    vm = lab.vm(name, scenario, accel=accel, binary=binary,
                 wrapper=wrapper, incoming=incoming,
                 extra_args=["-cpu", "host"])
     vm.launch(qmp_timeout=TIMEOUT)
     return vm, out
-
-
-def guest_counter(vm, address):
-    """The bench loop's iteration count (HMP xp reads guest memory and
-    syncs no vCPU)."""
-    out = vm.qmp("human-monitor-command",
-                 **{"command-line": f"xp /1gx {address:#x}"})
-    m = re.search(r":\s*0x([0-9a-f]+)", out)
-    if not m:
-        raise nkvm.NkvmError(f"{vm.name}: cannot parse xp: {out!r}")
-    return int(m.group(1), 16)
 
 
 def exit_run(lab, build, scenario, seconds):
@@ -118,9 +106,9 @@ def exit_run(lab, build, scenario, seconds):
     SECONDS after READY."""
     name = f"{build}-{scenario}-{seconds:g}"
     vm, out = traced_vm(lab, build, scenario, name)
-    m = vm.wait_for_serial_line(READY_RE, TIMEOUT)
+    m = vm.wait_for_serial_line(bench.READY_RE, TIMEOUT)
     time.sleep(seconds)
-    iterations = guest_counter(vm, int(m.group(2), 16))
+    iterations, _ = bench.read_counter(vm, int(m.group(2), 16))
     vm.qmp("quit")
     vm.wait_exit(TIMEOUT)
     return iterations, vcpu_calls(count_threads(out))
@@ -174,9 +162,9 @@ def migration_calls(lab, build):
     bench-nested, minus a run without one: what the migration costs."""
     src, out = traced_vm(lab, build, "bench-nested", f"{build}-mig-src")
     dst = lab.vm(f"{build}-mig-dst", "bench-nested", accel=BUILDS[build][1],
-                 binary=BUILDS[build][0] or None, incoming="defer",
+                 binary=BUILDS[build][0], incoming="defer",
                  extra_args=["-cpu", "host"]).launch()
-    src.wait_for_serial_line(READY_RE, TIMEOUT)
+    src.wait_for_serial_line(bench.READY_RE, TIMEOUT)
     info = nkvm.migrate(src, dst, timeout=TIMEOUT)
     src.qmp("quit")
     src.wait_exit(TIMEOUT)

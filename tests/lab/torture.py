@@ -584,13 +584,17 @@ def observer_helper(args, lab):
             log(f"observer helper: {line}")
 
 
+def stop_stats():
+    """The counts that count_stop() keeps, all at zero."""
+    return {"stops_in_flight": 0, "stops_traced": 0, "windows_seen": 0,
+            "stops_in_flight_requeued": 0, "stops_in_flight_vmrun": 0,
+            "stops_in_flight_by_type": {}}
+
+
 def migration_run(args, tracer):
-    stats = {"migrations": 0, "migrations_failed": 0, "stops_in_flight": 0,
+    stats = {"migrations": 0, "migrations_failed": 0,
              "migrations_a_to_b": 0, "migrations_b_to_a": 0,
-             "failures": [],
-             "stops_traced": 0, "windows_seen": 0,
-             "stops_in_flight_requeued": 0, "stops_in_flight_vmrun": 0,
-             "stops_in_flight_by_type": {}, "induced_failures": 0,
+             "failures": [], **stop_stats(), "induced_failures": 0,
              "induced_failures_bad": 0, "strict_refusals": 0,
              "strict_refusals_bad": 0}
     start = time.monotonic()
