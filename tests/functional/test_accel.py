@@ -88,7 +88,7 @@ def start_stop(accel):
     name = f"{accel} starts and stops under QMP"
     want_kvm = accel != "tcg"
     if want_kvm:
-        usable, why = nkvm.kvm_probe()
+        usable, why = nkvm.kvm_probe(nested=accel == "nested-kvm")
         if not usable:
             print(f"ok {number + 1} - accel: {name} # SKIP no usable "
                   f"/dev/kvm: {why}")

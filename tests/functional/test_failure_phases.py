@@ -137,7 +137,7 @@ def main():
     if not nkvm.check_environment(tap):
         return tap.finish()
     if args.accel != "tcg":
-        usable, why = nkvm.kvm_probe()
+        usable, why = nkvm.kvm_probe(nested=args.accel == "nested-kvm")
         if not usable:
             tap.skip(f"failure phases under {args.accel}",
                      f"no usable /dev/kvm: {why}")

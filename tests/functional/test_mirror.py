@@ -133,7 +133,7 @@ def run_shadow():
 
 
 def main():
-    usable, why = nkvm.kvm_probe()
+    usable, why = nkvm.kvm_probe(nested=True)
     why = f"no usable /dev/kvm: {why}"
     for smp in (1, 4):
         if usable:

@@ -394,7 +394,7 @@ def main():
     if not nkvm.check_environment(tap):
         return tap.finish()
     if args.accel != "tcg":
-        usable, why = nkvm.kvm_probe()
+        usable, why = nkvm.kvm_probe(nested=args.accel == "nested-kvm")
         if not usable:
             skip_all(f"no usable /dev/kvm: {why}")
             return tap.finish()
