@@ -25,8 +25,8 @@
 # BENCH_LAB_TIMEOUT (seconds, 2400), BENCH_REBUILD=0 to skip the rebuild
 # timing, BENCH_RST (docs/results.rst), BENCH_RAW_DIR
 # (docs/results/bench).  --quick: 12 pairs of 1 s (6 blocks, the fewest
-# that give a 95 % interval), one migration each, for trying the
-# pipeline.
+# that give a 95 % interval) and 2 migrations per case (one block), for
+# trying the pipeline.
 #
 # SPDX-License-Identifier: GPL-2.0-or-later
 set -euo pipefail
@@ -43,7 +43,7 @@ lab_timeout=${BENCH_LAB_TIMEOUT:-2400}
 rst=${BENCH_RST:-$top/docs/results.rst}
 raw_dir=${BENCH_RAW_DIR:-$top/docs/results/bench}
 if [ "${1:-}" = "--quick" ]; then
-    pairs=12 window=1 mig_reps=1
+    pairs=12 window=1 mig_reps=2
 fi
 
 out=$top/build/bench

@@ -686,11 +686,13 @@ def blocks(n):
     return f"{n} block" + ("" if n == 1 else "s")
 
 
-def fmt_interval(sm):
+def fmt_interval(sm, per_pair=None):
     """'median [lo, hi]' of a bench_stats.ratio_summary(), or why there
-    is no interval."""
+    is no interval (with the per-pair spread, if any, where there is not
+    even a block)."""
     if not sm or sm.get("median") is None:
-        return "n/a (no complete ABBA block)"
+        return "n/a (no complete ABBA block" + (
+            f"; pairs {fmt_spread(per_pair)})" if per_pair else ")")
     if sm.get("lo") is None:
         return f"{sm['median']:.3f} [no interval: {blocks(sm['n'])}]"
     return f"{sm['median']:.3f} [{sm['lo']:.3f}, {sm['hi']:.3f}]"
@@ -716,7 +718,7 @@ def table_rows(recs):
         if "summary" in r:
             rows.append((m, fmt(med(r["stock"]), unit),
                          fmt(med(r["fork"]), unit),
-                         fmt_interval(r["summary"]),
+                         fmt_interval(r["summary"], r.get("ratio")),
                          r.get("target", ""), verdict(r)))
         elif m.startswith(("hot.", "nested.")) or \
                 m.startswith(("migration.downtime", "migration.total")):
@@ -862,12 +864,12 @@ def render(recs, wall=None, raw=None):
                   r.get("met") is None and r.get("summary")]
     for r in unresolved:
         sm = r["summary"]
-        where = (f"median {sm['median']:.3f}" if sm.get("median") is not None
-                 else "no complete block")
+        where = (f"median {sm['median']:.3f}, " if sm.get("median")
+                 is not None else "") + blocks(sm["n"])
         if sm.get("lo") is not None:
             where += f", 95 % interval [{sm['lo']:.3f}, {sm['hi']:.3f}]"
-        out.append(f"- No verdict: ``{r['metric']}`` ({where}, "
-                   f"{blocks(sm['n'])}): {sm['verdict'].split(':')[0]}; "
+        out.append(f"- No verdict: ``{r['metric']}`` ({where}): "
+                   f"{sm['verdict'].split(':')[0]}; "
                    f"{r.get('judged_on') or DOWNTIME_RES}.")
     if not missed and not unresolved:
         out.append("- Every target was met in this run.")

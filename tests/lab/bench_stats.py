@@ -129,7 +129,8 @@ def ratio_summary(num, den, floor=None, ceiling=None, fallback="",
     blocks = block_ratios(num, den)
     interval = median_interval(blocks, level)
     median = statistics.median(blocks) if blocks else None
-    met, verdict = (None, "no complete ABBA block") if median is None \
+    # No block at all is the widest interval of all.
+    met, verdict = (None, WIDE) if median is None \
         else judge(median, interval, floor, ceiling)
     if met is None and verdict and fallback and \
             (floor is not None or ceiling is not None):

@@ -234,9 +234,12 @@ def test_blocks():
               "a last pair without its partner is left out")
     tap.check(st.block_ratios([2, None, 3, 3], [1, 1, 1, 2]) == [2.0],
               "a block with a missing value is left out")
-    s = st.ratio_summary([], [])
-    tap.check(s["median"] is None and s["met"] is None,
-              "no block: no median, no verdict", str(s))
+    s = st.ratio_summary([1.0], [1.0], ceiling=1.01,
+                         fallback="judged on exact counts")
+    tap.check(s["median"] is None and s["met"] is None and
+              s["verdict"] == st.WIDE + ": judged on exact counts",
+              "no block: no median, and no verdict, as for a wide "
+              "interval", str(s))
 
 
 def main():
