@@ -287,7 +287,8 @@ have_cc=$(chroot "$root" /usr/bin/x86_64-linux-gnu-gcc-14 --version | head -n 1)
     die "compiler mismatch: the kernel was built with '$want_cc', the build root has '$have_cc'"
 
 msg "step 3/4: sources for key $key (${#series[@]} patches from $series_dir)"
-rm -rf "$work"
+# A failed build's folder stays for its log until the next build.
+find "$root/build" -mindepth 1 -maxdepth 1 -exec rm -rf {} +
 mkdir -p "$work/src/arch/x86" "$work/src/virt"
 cp -a "$src/arch/x86/kvm" "$work/src/arch/x86/"
 cp -a "$src/virt/kvm" "$work/src/virt/"
@@ -466,5 +467,9 @@ date -u +%FT%TZ > "$tmp_out/.done"
 rm -rf "$out"
 mv "$tmp_out" "$out"
 rm -rf "$work"
+# Keep the newest 8 builds (about 45 MB each, debug copies included).
+find "$kdir/kvm-$abi" -mindepth 1 -maxdepth 1 -type d -printf '%T@ %p\n' |
+    sort -rn | tail -n +9 | cut -d' ' -f2- |
+    while read -r old; do rm -rf "$old"; done
 msg "built in $(( $(date +%s) - t0 )) s; vermagic '$want_vermagic'"
 print_result
