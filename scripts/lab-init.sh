@@ -67,6 +67,13 @@ for p in nested nrips npt; do
     params="$params $p=$v"
 done
 if [ -c /dev/kvm ]; then kvm=present; else kvm=absent; fi
+# "scripts/lab run --kvm patched": kvm and kvm_amd are the ones built from
+# the patch series (kvm.set names them); their taint shows it, O
+# (out-of-tree) and E (unsigned).
+if [ -f /lib/modules/kvm.set ]; then
+    kvm="$kvm, kvm $(cut -d' ' -f1 /lib/modules/kvm.set)"
+    kvm="$kvm (taint $(cat /sys/module/kvm/taint 2>/dev/null))"
+fi
 say "modules loaded: kvm_amd$params, /dev/kvm $kvm"
 
 opts=trans=virtio,version=9p2000.L,msize=512000
@@ -98,6 +105,8 @@ mount -t tracefs tracefs /mnt/sys/kernel/tracing ||
 mkdir -p /dev/shm /dev/pts
 mount -t tmpfs -o mode=1777 tmpfs /dev/shm
 mount -t devpts devpts /dev/pts
+# LAB_DIR comes from lab.env, sourced above.
+# shellcheck disable=SC2153
 [ -d "/mnt$LAB_DIR" ] || die "$LAB_DIR is not visible over 9p"
 mount -o bind /scratch "/mnt$LAB_DIR" || die "cannot bind the scratch folder"
 say "host filesystem mounted"
