@@ -18,6 +18,10 @@
 # libvirt-qemu, through virsh save/restore and managedsave
 # (tests/lab/in-l1-libvirt.sh, docs/libvirt.rst).
 #
+# Then the KVM uAPI series (LAB_KVM_UAPI=KERNEL, only 6.12, the default;
+# none skips it): its selftest on Debian's modules and on the series'
+# (scripts/lab run --kvm patched; tests/lab/in-l1-kvm-uapi.sh).
+#
 # Prints TAP ("ok N - lab 6.1: ...", "# nrips=..." diagnostics) and exits 1
 # if any check failed.  LAB_SMP and LAB_TIMEOUT tune the L1 VM.
 #
@@ -142,6 +146,26 @@ lab_libvirt() {
         -- bash tests/lab/in-l1-libvirt.sh --no-nesting
 }
 
+# The KVM uAPI series (scripts/kernel, docs/kvm-uapi.rst): its selftest,
+# built here, on Debian's modules (where it must catch the loss: 3
+# checks) and on the series' own (2 checks).
+lab_kvm_uapi() {
+    local k=$1 bin err
+    err=$(mktemp)
+    if ! bin=$("$top/tests/lab/run-kvm-selftest.sh" --build-only 2> "$err"); then
+        sed 's/^/# /' "$err"
+        tap "not ok" "lab kvm uapi $k: the series' selftest builds"
+        rm -f "$err"
+        return
+    fi
+    rm -f "$err"
+    lab_stage "kvm uapi $k stock" 3 "all 3 checks" run --kernel "$k" \
+        --timeout "$timeout" -- bash tests/lab/in-l1-kvm-uapi.sh stock "$bin"
+    lab_stage "kvm uapi $k patched" 2 "all 2 checks" run --kernel "$k" \
+        --kvm patched --timeout "$timeout" \
+        -- bash tests/lab/in-l1-kvm-uapi.sh patched "$bin"
+}
+
 main() {
     local kernels=("$@") k
     [ ${#kernels[@]} -gt 0 ] || kernels=(6.1 6.12)
@@ -151,6 +175,7 @@ main() {
     done
     [ "${LAB_PAIR:-6.1,6.12}" = none ] || lab_pair "${LAB_PAIR:-6.1,6.12}"
     [ "${LAB_LIBVIRT:-6.12}" = none ] || lab_libvirt "${LAB_LIBVIRT:-6.12}"
+    [ "${LAB_KVM_UAPI:-6.12}" = none ] || lab_kvm_uapi "${LAB_KVM_UAPI:-6.12}"
     echo "1..$number"
     [ "$failures" -eq 0 ]
 }
