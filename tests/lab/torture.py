@@ -380,8 +380,12 @@ def new_vm(lab, n, args, incoming=None, agent=None, drop=0):
         accel += f",stop-settle-ms={args.stop_settle_ms}"
     if args.best_effort:
         accel += ",event-migration=best-effort"
-    if args.state_source:
-        accel += f",state-source={args.state_source}"
+    source = args.state_source if args.accel == "nested-kvm" else None
+    if source == "alternate":
+        # every migration between a kernel source and an observer one
+        source = "kernel" if n % 2 == 0 else "observer"
+    if source:
+        accel += f",state-source={source}"
     extra = ["-cpu", cpu_for(args.accel), "-smp", str(args.cpus)] + \
         [a for t in args.trace for a in ("-trace", t)]
     if args.unprivileged and args.helper_socket:
@@ -405,8 +409,8 @@ def new_vm(lab, n, args, incoming=None, agent=None, drop=0):
                              serial_input=True, **kwargs)
     lab.vms.append(vm)      # so that the Lab kills it on any exit
     vm.launch()
-    if args.state_source in ("kernel", "observer") and n == 0:
-        check_state_source(vm, args.state_source)
+    if source in ("kernel", "observer") and n == 0:
+        check_state_source(vm, source)
     return vm
 
 
@@ -897,10 +901,13 @@ def main():
                          "(started here, as root; docs/libvirt.rst), "
                          "none with --state-source kernel")
     ap.add_argument("--state-source", default=None,
-                    choices=("auto", "kernel", "observer"),
+                    choices=("auto", "kernel", "observer", "alternate"),
                     help="nested-kvm's state-source for every QEMU "
                          "(default: the accelerator's); kernel or "
-                         "observer is checked in x-query-nested-events")
+                         "observer is checked in x-query-nested-events; "
+                         "alternate: kernel for even-numbered VMs, "
+                         "observer for odd ones, so that every migration "
+                         "goes from one to the other")
     ap.add_argument("--pair", action="store_true",
                     help="on host A of scripts/lab pair: migrate between "
                          "the two hosts")
