@@ -181,8 +181,8 @@ def soft_rips(out, p, origin_l1, vendor, rip, cs_base, state):
 
 def rebuild(w, section, vendor_arg):
     """The model from wire fields W and the cpu SECTION's stock fields,
-    in x-query-nested-events' shape (less cpu-index, restore-pending
-    and mirror-error, which a stream does not carry)."""
+    in x-query-nested-events' shape (less cpu-index, restore-pending,
+    mirror-error and state-source, which a stream does not carry)."""
     state = nested_state(section)
     vendor = state[0] if state else vendor_arg
     hflags = number(section["env.hflags"])

@@ -37,6 +37,7 @@ static int nested_kvm_init_machine(MachineState *ms)
         .unknown_verdicts = s->unknown_verdicts,
         .stop_settle_ms = s->stop_settle_ms,
         .observer_helper = s->observer_helper,
+        .state_source = s->state_source,
     };
     Error *err = NULL;
     int ret;
@@ -76,6 +77,20 @@ static void nested_kvm_set_event_migration(Object *obj, int value,
 
     if (nested_kvm_check_settable(s, "event-migration", errp)) {
         s->event_migration = value;
+    }
+}
+
+static int nested_kvm_get_state_source(Object *obj, Error **errp)
+{
+    return NESTED_KVM_STATE(obj)->state_source;
+}
+
+static void nested_kvm_set_state_source(Object *obj, int value, Error **errp)
+{
+    NestedKvmState *s = NESTED_KVM_STATE(obj);
+
+    if (nested_kvm_check_settable(s, "state-source", errp)) {
+        s->state_source = value;
     }
 }
 
@@ -153,6 +168,7 @@ static void nested_kvm_accel_instance_init(Object *obj)
 
     s->event_migration = NESTED_KVM_EVENT_MIGRATION_STRICT;
     s->stop_settle_ms = NESTED_KVM_STOP_SETTLE_DEFAULT_MS;
+    s->state_source = NESTED_KVM_STATE_SOURCE_AUTO;
 }
 
 static void nested_kvm_accel_class_init(ObjectClass *oc, void *data)
@@ -174,12 +190,23 @@ static void nested_kvm_accel_class_init(ObjectClass *oc, void *data)
         "strict (default): fail a migration that could lose an event L1 "
         "is injecting into L2; best-effort: warn and migrate as stock "
         "QEMU does");
+    object_class_property_add_enum(oc, "state-source",
+                                   "NestedKvmStateSource",
+                                   &NestedKvmStateSource_lookup,
+                                   nested_kvm_get_state_source,
+                                   nested_kvm_set_state_source);
+    object_class_property_set_description(oc, "state-source",
+        "auto (default): take the state of an event L1 is injecting into "
+        "L2 from the kernel when its KVM offers "
+        "KVM_CAP_X86_NESTED_EVENT_STATE, else watch KVM's tracepoints; "
+        "kernel: refuse to start without the capability; observer: "
+        "always watch the tracepoints");
     object_class_property_add(oc, "x-unknown-verdicts", "uint32",
                               nested_kvm_get_u32, nested_kvm_set_u32, NULL,
                               (void *)&unknown_verdicts_option);
     object_class_property_set_description(oc, "x-unknown-verdicts",
-        "for tests: call the in-flight observer's first N verdicts "
-        "unknown");
+        "for tests: call the first N in-flight verdicts unknown (the "
+        "observer's, or the kernel's report during a migration)");
     object_class_property_add(oc, "stop-settle-ms", "uint32",
                               nested_kvm_get_u32, nested_kvm_set_u32, NULL,
                               (void *)&stop_settle_ms_option);

@@ -28,6 +28,8 @@ struct NestedKvmState {
     uint32_t stop_settle_ms;
     /* The privileged helper's socket, for a QEMU that cannot open perf */
     char *observer_helper;
+    /* The kernel's report of in-flight L1 events, or the observer */
+    NestedKvmStateSource state_source;
 };
 
 /*

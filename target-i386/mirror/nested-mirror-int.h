@@ -9,6 +9,7 @@
 
 #include <linux/kvm.h>
 #include "../nested-events.h"
+#include "../nested-kernel.h"
 #include "../nested-restore.h"
 #include "../nested-window.h"
 #include "nested-mirror.h"
@@ -38,9 +39,17 @@ typedef struct NestedMirrorEnvEvents {
 } NestedMirrorEnvEvents;
 
 typedef struct NestedMirror {
-    /* What KVM reported at the last get; valid once have_events is set */
+    /*
+     * What KVM reported at the last get, valid once have_events is set:
+     * as it came (kernel_events) and as a kernel without the nested event
+     * state would have reported it (events), which is what QEMU reads.
+     */
+    struct kvm_vcpu_events kernel_events;
     struct kvm_vcpu_events events;
     bool have_events;
+    /* The kernel's nested event state at the last get (state-source) */
+    NestedKernelSoft kernel_soft;
+    NestedKernelSvm kernel_svm;
     /* env's event fields after that get, until the put that follows */
     NestedMirrorEnvEvents synced;
     bool have_synced;
@@ -94,6 +103,8 @@ static inline NestedVendor nested_mirror_vendor(CPUX86State *env)
 
 /* nested-mirror.c */
 bool nested_mirror_is_set_up(void);
+/* kernel or observer, as nested_mirror_setup() settled it */
+NestedKvmStateSource nested_mirror_state_source(void);
 void nested_mirror_caps(X86CPU *cpu, NestedRestoreCaps *caps);
 
 /* nested-mirror-migration.c */
@@ -104,10 +115,12 @@ void nested_mirror_migration_init(const NestedMirrorConfig *config);
  */
 bool nested_mirror_unobserved(NestedMirror *m);
 /*
- * Fold the observer's verdict into m->model, in guest mode during a
- * migration.  Fails only when the verdict leaves the model unsure and
- * event-migration=strict; best-effort warns once per migration.
+ * Fold what the state source says about an event L1 is injecting into
+ * L2 into m->model: the kernel's report at every get, or the observer's
+ * verdict in guest mode during a migration.  Fails only when that leaves
+ * the model unsure and event-migration=strict; best-effort warns once
+ * per migration.
  */
-bool nested_mirror_observe(X86CPU *cpu, NestedMirror *m, GError **errp);
+bool nested_mirror_judge(X86CPU *cpu, NestedMirror *m, GError **errp);
 
 #endif

@@ -1,12 +1,15 @@
 /*
  * nested-kvm: the mirror while a VM leaves its host
  *
- * An observer per vCPU (nested-observer.c) records KVM's nested
- * tracepoints, so that an event L1 is still injecting into L2 when the
- * vCPU state is saved can be put back into the model with its origin
- * (docs/hidden-window.rst).  Observers are armed at a migration's setup,
- * or at a stop of the running VM (a pause, savevm), and disarmed when the
- * migration ends with the VM running, or when a stopped VM runs again:
+ * A kernel with KVM_CAP_X86_NESTED_EVENT_STATE reports an event L1 is
+ * still injecting into L2 itself, at every get (state-source kernel);
+ * then nothing here is armed and nothing needs privilege.  Otherwise an
+ * observer per vCPU (nested-observer.c) records KVM's nested
+ * tracepoints, so that such an event, when the vCPU state is saved, can
+ * be put back into the model with its origin (docs/hidden-window.rst).
+ * Observers are armed at a migration's setup, or at a stop of the running
+ * VM (a pause, savevm), and disarmed when the migration ends with the VM
+ * running, or when a stopped VM runs again:
  * the records stay exact for as long as the vCPUs do not run unwatched.
  * Outside those times nothing is armed, and KVM_RUN costs what it costs
  * under -accel kvm.
@@ -44,11 +47,27 @@ static NotifierWithReturn migration_notifier;
 static ObserverUse observer_use;
 /* The migration's observers were armed at a stop and hold its records */
 static bool migrating_since_stop;
+/* state-source kernel: a migration runs (x-unknown-verdicts, warnings) */
+static bool kernel_migrating;
 
 static bool best_effort(void)
 {
     return mirror_config.event_migration ==
            NESTED_KVM_EVENT_MIGRATION_BEST_EFFORT;
+}
+
+static bool kernel_source(void)
+{
+    return mirror_config.state_source == NESTED_KVM_STATE_SOURCE_KERNEL;
+}
+
+static void warnings_reset(void)
+{
+    CPUState *cs;
+
+    CPU_FOREACH(cs) {
+        X86_CPU(cs)->env.nested_mirror->warned = false;
+    }
 }
 
 static void observers_disarm(void)
@@ -111,6 +130,13 @@ static int migration_setup(Error **errp)
 {
     Error *local = NULL;
 
+    /* The kernel reports the window at every get: nothing to arm. */
+    if (kernel_source()) {
+        kernel_migrating = true;
+        warnings_reset();
+        return 0;
+    }
+
     migrating_since_stop = observer_use == OBSERVERS_STOPPED;
     if (migrating_since_stop) {
         /* Paused since the stop that armed them: nothing ran unwatched. */
@@ -147,6 +173,7 @@ static int migration_notify(NotifierWithReturn *n, MigrationEvent *e,
     if (e->type == MIG_EVENT_PRECOPY_SETUP) {
         return migration_setup(errp);
     }
+    kernel_migrating = false;
     if (observer_use != OBSERVERS_MIGRATING) {
         return 0;
     }
@@ -213,8 +240,12 @@ void nested_mirror_prepare_stop(RunState state)
     bool unsettled;
     CPUState *cs;
 
-    /* Shutdown saves nothing; a migration armed at its own setup. */
-    if (!mirror_config.stop_settle_ms || observer_use != OBSERVERS_OFF ||
+    /*
+     * Shutdown saves nothing; a migration armed at its own setup; the
+     * kernel reports a vCPU stopped anywhere in the window.
+     */
+    if (kernel_source() ||
+        !mirror_config.stop_settle_ms || observer_use != OBSERVERS_OFF ||
         state == RUN_STATE_SHUTDOWN || state == RUN_STATE_FINISH_MIGRATE ||
         guest_vendor() != NESTED_VENDOR_SVM) {
         return;
@@ -249,7 +280,8 @@ void nested_mirror_prepare_stop(RunState state)
  */
 bool nested_mirror_unobserved(NestedMirror *m)
 {
-    return m->model.guest_mode && !m->observer && !best_effort();
+    return m->model.guest_mode && !m->observer && !kernel_source() &&
+           !best_effort();
 }
 
 void nested_mirror_migration_init(const NestedMirrorConfig *config)
@@ -273,10 +305,32 @@ static void force_unknown(NestedWindow *w)
               sizeof(w->why));
 }
 
-bool nested_mirror_observe(X86CPU *cpu, NestedMirror *m, GError **errp)
+/*
+ * The kernel's report, with x-unknown-verdicts spoiling it only during a
+ * migration, as the observer's verdicts exist only then.
+ */
+static bool judge_kernel(X86CPU *cpu, NestedMirror *m, GError **errp)
 {
     CPUX86State *env = &cpu->env;
-    g_autoptr(GError) err = NULL;
+    NestedWindow w = { .verdict = NESTED_WINDOW_CLEAR };
+
+    if (kernel_migrating && m->model.guest_mode) {
+        force_unknown(&w);
+    }
+    if (w.verdict == NESTED_WINDOW_UNKNOWN) {
+        g_set_error(errp, NESTED_EVENT_ERROR,
+                    NESTED_EVENT_ERROR_UNREPRESENTABLE,
+                    "guest_mode=1: cannot tell whether L1's event is in "
+                    "flight: %s", w.why);
+        return false;
+    }
+    return nested_kernel_apply(&m->model, &m->kernel_soft, &m->kernel_svm,
+                               env->eip, env->segs[R_CS].base, errp);
+}
+
+static bool judge_observer(X86CPU *cpu, NestedMirror *m, GError **errp)
+{
+    CPUX86State *env = &cpu->env;
 
     /* Outside guest mode nothing of L1's can be in flight. */
     if (!m->observer || !m->model.guest_mode) {
@@ -284,8 +338,16 @@ bool nested_mirror_observe(X86CPU *cpu, NestedMirror *m, GError **errp)
     }
     nested_observer_judge(m->observer, &m->window);
     force_unknown(&m->window);
-    if (nested_window_apply(&m->model, &m->window, env->eip,
-                            env->segs[R_CS].base, m->svm_next_rip, &err)) {
+    return nested_window_apply(&m->model, &m->window, env->eip,
+                               env->segs[R_CS].base, m->svm_next_rip, errp);
+}
+
+bool nested_mirror_judge(X86CPU *cpu, NestedMirror *m, GError **errp)
+{
+    g_autoptr(GError) err = NULL;
+
+    if (kernel_source() ? judge_kernel(cpu, m, &err)
+                        : judge_observer(cpu, m, &err)) {
         return true;
     }
     if (!best_effort()) {

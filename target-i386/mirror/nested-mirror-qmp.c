@@ -113,6 +113,7 @@ static NestedKvmVcpuEvents *nested_mirror_vcpu_info(CPUState *cs,
     info->l2 = nested_mirror_level_info(&st->l2);
     info->restore_pending = m->restore_pending;
     info->mirror_error = g_strdup(m->error);
+    info->state_source = nested_mirror_state_source();
     return info;
 }
 
@@ -184,11 +185,13 @@ void hmp_info_vcpu_events(Monitor *mon, const QDict *qdict)
         NestedKvmVcpuEvents *v = e->value;
 
         monitor_printf(mon, "CPU #%" PRId64 ": %s guest-mode %d "
-                       "run-pending %d gif %d smm %d triple-fault %d%s\n",
+                       "run-pending %d gif %d smm %d triple-fault %d "
+                       "source %s%s\n",
                        v->cpu_index, NestedKvmVendor_str(v->vendor),
                        v->guest_mode,
                        v->nested_run_pending, v->gif, v->smm,
                        v->triple_fault_pending,
+                       NestedKvmStateSource_str(v->state_source),
                        v->restore_pending ? " (restore pending)" : "");
         hmp_print_level(mon, "l1", v->l1);
         hmp_print_level(mon, "l2", v->l2);

@@ -13,6 +13,7 @@
  */
 
 #include "qemu/osdep.h"
+#include "qemu/error-report.h"
 #include "qapi/error.h"
 #include "cpu.h"
 #include "system/kvm.h"
@@ -29,10 +30,17 @@
 QEMU_BUILD_BUG_ON(NESTED_MIRROR_VMCB_SAVE_RIP != 0x578); /* APM B-2 */
 
 static bool nested_mirror_enabled;
+static NestedKvmStateSource nested_mirror_source =
+    NESTED_KVM_STATE_SOURCE_OBSERVER;
 
 bool nested_mirror_is_set_up(void)
 {
     return nested_mirror_enabled;
+}
+
+NestedKvmStateSource nested_mirror_state_source(void)
+{
+    return nested_mirror_source;
 }
 
 /*
@@ -65,13 +73,61 @@ static bool nested_mirror_host_nests(Error **errp)
     return true;
 }
 
-bool nested_mirror_setup(const NestedMirrorConfig *config, Error **errp)
+/*
+ * A kernel that reports the origin of an NMI it re-injects and the soft
+ * events it re-injects makes the observer unnecessary: no tracepoints,
+ * no privilege, nothing armed.  Both bits are needed for that, and KVM
+ * takes them only before the first vCPU exists, which is now.
+ */
+static bool nested_mirror_choose_source(NestedKvmStateSource want,
+                                        Error **errp)
 {
-    if (!nested_mirror_host_nests(errp)) {
+    int ret = 0;
+
+    if (want != NESTED_KVM_STATE_SOURCE_OBSERVER) {
+        ret = kvm_enable_nested_event_state(
+            NESTED_KVM_CAP_X86_NESTED_EVENT_STATE, NESTED_KERNEL_EVENT_NEEDED);
+    }
+    nested_mirror_source = ret > 0 ? NESTED_KVM_STATE_SOURCE_KERNEL
+                                   : NESTED_KVM_STATE_SOURCE_OBSERVER;
+    trace_nested_mirror_state_source(
+        NestedKvmStateSource_str(want),
+        NestedKvmStateSource_str(nested_mirror_source), ret);
+    if (ret > 0 || want == NESTED_KVM_STATE_SOURCE_OBSERVER) {
+        return true;
+    }
+    if (want == NESTED_KVM_STATE_SOURCE_KERNEL) {
+        if (ret < 0) {
+            error_setg_errno(errp, -ret, "nested-kvm: state-source=kernel: "
+                             "KVM refused to enable "
+                             "KVM_CAP_X86_NESTED_EVENT_STATE");
+        } else {
+            error_setg(errp, "nested-kvm: state-source=kernel, but this "
+                       "host's KVM does not offer "
+                       "KVM_CAP_X86_NESTED_EVENT_STATE with its SOFT and "
+                       "SVM bits; use state-source=auto or observer");
+        }
         return false;
     }
+    if (ret < 0) {
+        warn_report("nested-kvm: KVM offers KVM_CAP_X86_NESTED_EVENT_STATE "
+                    "but refused to enable it (%s); watching its "
+                    "tracepoints instead", strerror(-ret));
+    }
+    return true;
+}
+
+bool nested_mirror_setup(const NestedMirrorConfig *config, Error **errp)
+{
+    NestedMirrorConfig settled = *config;
+
+    if (!nested_mirror_host_nests(errp) ||
+        !nested_mirror_choose_source(config->state_source, errp)) {
+        return false;
+    }
+    settled.state_source = nested_mirror_source;
     nested_mirror_enabled = true;
-    nested_mirror_migration_init(config);
+    nested_mirror_migration_init(&settled);
     return true;
 }
 
@@ -120,16 +176,64 @@ void nested_mirror_caps(X86CPU *cpu, NestedRestoreCaps *caps)
     caps->nrips = env->features[FEAT_SVM] & CPUID_SVM_NRIPSAVE;
 }
 
-void nested_mirror_vcpu_events(X86CPU *cpu,
-                               const struct kvm_vcpu_events *events)
+/*
+ * QEMU's own state must stay what a kernel without the nested event state
+ * reports: a soft event in env would travel in stock's fields and reach
+ * a destination that re-injects it without its length or return address.
+ * The mirror keeps the kernel's report and folds it into the model.
+ */
+void nested_mirror_vcpu_events(X86CPU *cpu, struct kvm_vcpu_events *events)
 {
     NestedMirror *m = cpu->env.nested_mirror;
 
     if (!m) {
         return;
     }
+    m->kernel_events = *events;
+    nested_kernel_soft_strip(events);
     m->events = *events;
     m->have_events = true;
+}
+
+/*
+ * The kernel's facts, then the nested state as a kernel without them
+ * reports it: stock's cpu/nested_state section and every
+ * KVM_SET_NESTED_STATE QEMU issues must not carry KVM_STATE_NESTED_SVM_EVENT,
+ * which a kernel without it refuses.  Facts that fail their checks are
+ * refused, but the blob is cleaned all the same.
+ */
+static bool nested_mirror_read_kernel(X86CPU *cpu, NestedMirror *m,
+                                      GError **errp)
+{
+    CPUX86State *env = &cpu->env;
+    bool ok = true;
+
+    memset(&m->kernel_soft, 0, sizeof(m->kernel_soft));
+    memset(&m->kernel_svm, 0, sizeof(m->kernel_svm));
+    if (nested_mirror_source != NESTED_KVM_STATE_SOURCE_KERNEL) {
+        return true;
+    }
+    if (env->nested_state) {
+        uint8_t *blob = (uint8_t *)env->nested_state;
+
+        ok = nested_kernel_svm_decode(blob, env->nested_state->size,
+                                      &m->kernel_svm, errp);
+        nested_kernel_svm_strip(blob, env->nested_state->size);
+    }
+    if (!ok || !m->have_events) {
+        return ok;
+    }
+    if (!nested_kernel_soft_decode(&m->kernel_events, &m->kernel_soft,
+                                   errp)) {
+        return false;
+    }
+    trace_nested_mirror_kernel_state(CPU(cpu)->cpu_index,
+                                     m->kernel_svm.reported,
+                                     m->kernel_svm.event_flags,
+                                     m->kernel_soft.queued,
+                                     m->kernel_soft.vector,
+                                     m->kernel_soft.next_rip);
+    return true;
 }
 
 /*
@@ -199,8 +303,9 @@ void nested_mirror_pull(X86CPU *cpu)
     nested_mirror_env_events(cpu, &m->synced);
     m->have_synced = true;
     g_clear_pointer(&m->error, g_free);
-    if (!nested_mirror_build_model(cpu, m, &err) ||
-        !nested_mirror_observe(cpu, m, &err)) {
+    if (!nested_mirror_read_kernel(cpu, m, &err) ||
+        !nested_mirror_build_model(cpu, m, &err) ||
+        !nested_mirror_judge(cpu, m, &err)) {
         m->error = g_strdup(err->message);
         trace_nested_mirror_pull_failed(CPU(cpu)->cpu_index, m->error);
         g_error_free(err);

@@ -24,11 +24,15 @@ typedef struct NestedMirrorConfig {
     uint32_t stop_settle_ms;    /* 0: a stop arms no observer */
     /* NULL: open the tracepoints here; else the helper's socket */
     const char *observer_helper;
+    /* auto, kernel or observer; nested_mirror_setup() settles auto */
+    NestedKvmStateSource state_source;
 } NestedMirrorConfig;
 
 /*
- * -accel nested-kvm, once KVM is up: mirror every vCPU created next.
- * Fails on a host whose KVM cannot run a guest hypervisor.
+ * -accel nested-kvm, once KVM is up and before any vCPU exists: mirror
+ * every vCPU created next, and turn on the kernel's nested event state
+ * when config asks for it and KVM offers it.  Fails on a host whose KVM
+ * cannot run a guest hypervisor, or lacks what state_source=kernel needs.
  */
 bool nested_mirror_setup(const NestedMirrorConfig *config, Error **errp);
 
@@ -38,8 +42,8 @@ bool nested_mirror_setup(const NestedMirrorConfig *config, Error **errp);
  */
 void nested_mirror_init_vcpu(X86CPU *cpu);
 void nested_mirror_destroy_vcpu(X86CPU *cpu);
-void nested_mirror_vcpu_events(X86CPU *cpu,
-                               const struct kvm_vcpu_events *events);
+/* May rewrite events: QEMU's own copy is what a stock kernel reports. */
+void nested_mirror_vcpu_events(X86CPU *cpu, struct kvm_vcpu_events *events);
 void nested_mirror_pull(X86CPU *cpu);
 int nested_mirror_push(X86CPU *cpu, int level, Error **errp);
 struct kvm_nested_state *nested_mirror_prime_state(X86CPU *cpu);

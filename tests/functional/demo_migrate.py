@@ -63,9 +63,11 @@ def show_event_state(vm, accel):
 
 
 def same_model(src_model, dst_model):
-    """Equal but for restore-pending, which only a destination sets."""
+    """Equal but for restore-pending, which only a destination sets, and
+    state-source, which each side's kernel decides."""
     def strip(models):
-        return [{k: v for k, v in m.items() if k != "restore-pending"}
+        return [{k: v for k, v in m.items()
+                 if k not in ("restore-pending", "state-source")}
                 for m in models]
     return strip(src_model) == strip(dst_model)
 

@@ -21,12 +21,20 @@ KVM's nested tracepoints.
   - with a helper that dies in the middle of the arming (it answers
     'formats', then hangs up on 'open' without a reply), a strict
     migration fails at setup saying so, and the source runs on.
+  All of these ask for the observer (state-source=observer), which a
+  kernel with KVM_CAP_X86_NESTED_EVENT_STATE would otherwise make
+  unnecessary.  Then, state-source=kernel:
+  - where KVM offers the capability (scripts/lab --kvm patched), the
+    same unprivileged QEMU with no helper at all says state-source
+    kernel, and a strict migration completes;
+  - elsewhere QEMU refuses to start, naming the capability.
 
 Prints TAP lines; exits 1 if any check failed.
 
 SPDX-License-Identifier: GPL-2.0-or-later
 """
 
+import fcntl
 import os
 import socket
 import struct
@@ -67,6 +75,9 @@ def test_bad_value():
             "stop-settle-ms=10001 is more than 10000",
             "stop-settle-ms=10001 is refused, naming the value and the "
             "limit")
+    refused("state-source=tracepoints",
+            "Parameter 'state-source' does not accept value 'tracepoints'",
+            "state-source=tracepoints is refused, naming the value")
 
 
 def lab_ready():
@@ -79,8 +90,8 @@ def lab_ready():
     return None if usable else f"no usable /dev/kvm: {why}"
 
 
-def pair(lab, name, mode, wrapper=(), helper=None):
-    accel = f"nested-kvm,event-migration={mode}"
+def pair(lab, name, mode, wrapper=(), helper=None, source="observer"):
+    accel = f"nested-kvm,event-migration={mode},state-source={source}"
     extra = ["-cpu", "host"]
     if helper:
         # The helper opens only threads named "CPU n/KVM".
@@ -192,6 +203,38 @@ def test_strict_helper(lab):
            "source")
 
 
+def kernel_offers_event_state():
+    """KVM_CHECK_EXTENSION(KVM_CAP_X86_NESTED_EVENT_STATE = 1000) has
+    the SOFT and SVM bits (docs/hidden-window.rst, "From the kernel")."""
+    fd = os.open("/dev/kvm", os.O_RDWR)
+    try:
+        return fcntl.ioctl(fd, 0xAE03, 1000) & 3 == 3
+    finally:
+        os.close(fd)
+
+
+def test_kernel_source(lab):
+    if not kernel_offers_event_state():
+        refused("state-source=kernel", "KVM_CAP_X86_NESTED_EVENT_STATE",
+                "state-source=kernel, on a KVM without the capability: "
+                "QEMU refuses to start, naming it")
+        return
+    src, dst = pair(lab, "kernel", "strict", nkvm.unprivileged_wrapper(),
+                    source="kernel")
+    sources = {m["state-source"] for m in src.qmp("x-query-nested-events")}
+    caps = cap_eff(src)
+    info = nkvm.migrate(src, dst, timeout=TIMEOUT)
+    tap.check(info.get("status") == "completed" and sources == {"kernel"}
+              and caps == 0,
+              "strict, unprivileged, state-source=kernel with no helper: "
+              "the migration completes",
+              f"{info.get('status')}: {info.get('error-desc', '')}; "
+              f"state-source {sorted(sources)}, CapEff {caps:#x}")
+    finish(dst, "strict, unprivileged, state-source=kernel: the guest "
+           "passes on the destination")
+    src.kill()
+
+
 # nested-helper-proto.h: magic, op, tid, reserved; ops
 HELPER_REQUEST = struct.Struct("=IIiI")
 HELPER_OP_FORMATS = 1
@@ -271,7 +314,8 @@ def main():
     names = ("strict as root", "strict unprivileged (3 checks)",
              "best-effort unprivileged (2 checks)",
              "strict unprivileged with the observer helper (5 checks)",
-             "strict unprivileged, the helper dies mid-arming (2 checks)")
+             "strict unprivileged, the helper dies mid-arming (2 checks)",
+             "state-source=kernel (1 or 2 checks)")
     if why:
         for name in names:
             tap.skip(name, why)
@@ -283,7 +327,7 @@ def main():
         os.chmod(lab.dir, 0o777)
         for test in (test_strict_root, test_strict_unprivileged,
                      test_best_effort_unprivileged, test_strict_helper,
-                     test_helper_crash):
+                     test_helper_crash, test_kernel_source):
             try:
                 test(lab)
             except nkvm.NkvmError as exc:

@@ -41,7 +41,8 @@ def report(ok, name, detail=""):
 
 def comparable(models):
     """The model without what legitimately differs between processes."""
-    return [{k: v for k, v in m.items() if k != "restore-pending"}
+    return [{k: v for k, v in m.items()
+             if k not in ("restore-pending", "state-source")}
             for m in models]
 
 

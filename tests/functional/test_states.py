@@ -79,7 +79,8 @@ def stock_view(model):
     exception of L0 origin.  Delivery is the same, so compare in that
     form.  Returns (model, whether it was converted).
     """
-    model = {k: v for k, v in model.items() if k != "restore-pending"}
+    model = {k: v for k, v in model.items()
+             if k not in ("restore-pending", "state-source")}
     l1 = model["l1"]
     exc = l1.get("pending-exception")
     if model["guest-mode"] or not exc or l1.get("injected"):

@@ -380,9 +380,15 @@ def new_vm(lab, n, args, incoming=None, agent=None, drop=0):
         accel += f",stop-settle-ms={args.stop_settle_ms}"
     if args.best_effort:
         accel += ",event-migration=best-effort"
+    source = args.state_source if args.accel == "nested-kvm" else None
+    if source == "alternate":
+        # every migration between a kernel source and an observer one
+        source = "kernel" if n % 2 == 0 else "observer"
+    if source:
+        accel += f",state-source={source}"
     extra = ["-cpu", cpu_for(args.accel), "-smp", str(args.cpus)] + \
         [a for t in args.trace for a in ("-trace", t)]
-    if args.unprivileged:
+    if args.unprivileged and args.helper_socket:
         accel += f",observer-helper={args.helper_socket}"
         # the helper opens only threads named "CPU n/KVM"
         extra += ["-name", f"vm{n},debug-threads=on"]
@@ -403,7 +409,20 @@ def new_vm(lab, n, args, incoming=None, agent=None, drop=0):
                              serial_input=True, **kwargs)
     lab.vms.append(vm)      # so that the Lab kills it on any exit
     vm.launch()
+    if source in ("kernel", "observer") and n == 0:
+        check_state_source(vm, source)
     return vm
+
+
+def check_state_source(vm, want):
+    """The first VM (not an incoming one, whose vCPU state a query would
+    sync before the stream loads) says where its in-flight state comes
+    from: what --state-source asked for."""
+    got = {m["state-source"] for m in vm.qmp("x-query-nested-events")}
+    if got != {want}:
+        raise nkvm.NkvmError(f"{vm.name}: x-query-nested-events says "
+                             f"state-source {sorted(got)}, not {want}")
+    log(f"{vm.name}: state-source {want}")
 
 
 def is_remote(vm):
@@ -573,6 +592,10 @@ def observer_helper(args, lab):
         return
     os.chmod(lab.dir, 0o777)
     os.chmod("/dev/kvm", 0o666)
+    if args.state_source == "kernel":
+        # the kernel reports the window: nothing to open, no helper
+        yield
+        return
     proc, args.helper_socket = nkvm.start_observer_helper(lab.dir)
     try:
         yield
@@ -875,12 +898,22 @@ def main():
     ap.add_argument("--unprivileged", action="store_true",
                     help="run every QEMU as nobody without capabilities, "
                          "the observer through nested-kvm-observer-helper "
-                         "(started here, as root; docs/libvirt.rst)")
+                         "(started here, as root; docs/libvirt.rst), "
+                         "none with --state-source kernel")
+    ap.add_argument("--state-source", default=None,
+                    choices=("auto", "kernel", "observer", "alternate"),
+                    help="nested-kvm's state-source for every QEMU "
+                         "(default: the accelerator's); kernel or "
+                         "observer is checked in x-query-nested-events; "
+                         "alternate: kernel for even-numbered VMs, "
+                         "observer for odd ones, so that every migration "
+                         "goes from one to the other")
     ap.add_argument("--pair", action="store_true",
                     help="on host A of scripts/lab pair: migrate between "
                          "the two hosts")
     args = ap.parse_args()
     args.agent = None
+    args.helper_socket = None
     if args.pair:
         env = remote.pair_env()
         if env is None:
@@ -939,6 +972,8 @@ def main():
         **({"stop_settle_ms": args.stop_settle_ms}
            if args.stop_settle_ms is not None else {}),
         **({"unprivileged": True} if args.unprivileged else {}),
+        **({"state_source": args.state_source}
+           if args.state_source else {}),
         "kernel": kernel,
         "cpus": args.cpus,
         "migrations": stats["migrations"],
