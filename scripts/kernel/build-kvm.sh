@@ -67,18 +67,12 @@ private_apt() {
 
 # The lab's 6.12 image package, its version and ABI name: the deb that
 # scripts/lab unpacked names the version, so no apt lookup is needed.
-image_pkg=$(cat "$build/lab/kernel-6.12.package" 2>/dev/null || true)
-[ -n "$image_pkg" ] ||
-    die "no lab kernel chosen yet: run scripts/lab fetch --kernel 6.12"
+# shellcheck source=scripts/kernel/lab-kernel.sh
+. "$top/scripts/kernel/lab-kernel.sh"
+lab_kernel_version "$build" ||
+    die "no lab 6.12 kernel unpacked (${image_pkg:-none chosen}): run scripts/lab fetch --kernel 6.12"
 abi=${image_pkg#linux-image-}                   # 6.12.117+deb13-amd64
 base=${abi%-amd64}                              # 6.12.117+deb13
-image_deb=$(cat "$build/lab/kernel-6.12/.unpacked" 2>/dev/null || true)
-case $image_deb in
-    "${image_pkg}_"*_amd64.deb)
-        version=${image_deb#"${image_pkg}_"}
-        version=${version%_amd64.deb} ;;
-    *) die "build/lab/kernel-6.12 does not hold $image_pkg: run scripts/lab fetch --kernel 6.12" ;;
-esac
 stock_kvm=$(find "$build/lab/kernel-6.12/usr/lib/modules/$abi" \
                  -path '*/arch/x86/kvm/kvm.ko*' | head -n 1)
 [ -n "$stock_kvm" ] || die "no stock kvm.ko in build/lab/kernel-6.12"

@@ -67,14 +67,10 @@ done
 
 # --- the source ----------------------------------------------------------
 
-image_pkg=$(cat "$build/lab/kernel-6.12.package" 2>/dev/null || true)
-image_deb=$(cat "$build/lab/kernel-6.12/.unpacked" 2>/dev/null || true)
-case $image_deb in
-    "${image_pkg}_"*_amd64.deb)
-        version=${image_deb#"${image_pkg}_"}
-        version=${version%_amd64.deb} ;;
-    *) die "no lab 6.12 kernel yet: run scripts/lab fetch --kernel 6.12" ;;
-esac
+# shellcheck source=scripts/kernel/lab-kernel.sh
+. "$top/scripts/kernel/lab-kernel.sh"
+lab_kernel_version "$build" ||
+    die "no lab 6.12 kernel yet: run scripts/lab fetch --kernel 6.12"
 src_pkg=linux-source-$(cut -d. -f1-2 <<< "$version")    # linux-source-6.12
 deb=$build/kernel/dl/${src_pkg}_${version}_all.deb
 src=$out_dir/src-$version
