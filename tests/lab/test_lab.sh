@@ -120,6 +120,24 @@ lab_stage() {
     rm -f "$out" "$out.err"
 }
 
+# lab_prepare LABEL WHAT CMD...: a host-side step a stage needs (a
+# download, a build), its stdout left in $prepared.  If it fails, its
+# output becomes comments and WHAT one failed check, so that a stage
+# that could not start is counted rather than skipped.
+lab_prepare() {
+    local label=$1 what=$2 err
+    shift 2
+    err=$(mktemp)
+    if prepared=$("$@" 2> "$err"); then
+        rm -f "$err"
+        return 0
+    fi
+    printf '%s\n' "$prepared" | cat - "$err" | sed 's/^/# /'
+    tap "not ok" "lab $label: $what"
+    rm -f "$err"
+    return 1
+}
+
 # lab_pair A,B: one pair boot running in-pair.sh on host A.
 lab_pair() {
     lab_stage "pair $1" 2 "both checks" pair --kernels "$1" --smp "$smp" \
@@ -130,15 +148,9 @@ lab_pair() {
 # --no-nesting in an L1 whose kvm_amd has nested=0 (a nested-kvm domain
 # must not start there).
 lab_libvirt() {
-    local k=$1 err
-    err=$(mktemp)
-    if ! "$top/scripts/fetch-upstream.sh" libvirt > "$err" 2>&1; then
-        sed 's/^/# /' "$err"
-        tap "not ok" "lab libvirt $k: Debian 12's libvirt 9.0 unpacked"
-        rm -f "$err"
-        return
-    fi
-    rm -f "$err"
+    local k=$1
+    lab_prepare "libvirt $k" "Debian 12's libvirt 9.0 unpacked" \
+        "$top/scripts/fetch-upstream.sh" libvirt || return 0
     lab_stage "libvirt $k" 14 "all 14 checks" run --kernel "$k" \
         --smp "$smp" --timeout "$timeout" -- bash tests/lab/in-l1-libvirt.sh
     lab_stage "libvirt $k nested=0" 3 "all 3 checks" run --kernel "$k" \
@@ -151,15 +163,10 @@ lab_libvirt() {
 # checks) and on the series' own (2 checks), where the torture also runs
 # with state-source=kernel (3 checks).
 lab_kvm_uapi() {
-    local k=$1 bin err
-    err=$(mktemp)
-    if ! bin=$("$top/tests/lab/run-kvm-selftest.sh" --build-only 2> "$err"); then
-        sed 's/^/# /' "$err"
-        tap "not ok" "lab kvm uapi $k: the series' selftest builds"
-        rm -f "$err"
-        return
-    fi
-    rm -f "$err"
+    local k=$1 bin
+    lab_prepare "kvm uapi $k" "the series' selftest builds" \
+        "$top/tests/lab/run-kvm-selftest.sh" --build-only || return 0
+    bin=$prepared
     lab_stage "kvm uapi $k stock" 3 "all 3 checks" run --kernel "$k" \
         --timeout "$timeout" -- bash tests/lab/in-l1-kvm-uapi.sh stock "$bin"
     lab_stage "kvm uapi $k patched" 5 "all 5 checks" run --kernel "$k" \
