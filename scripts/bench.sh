@@ -21,7 +21,7 @@
 # output in build/bench/lab.log.
 #
 # Environment: BENCH_PAIRS (default 24: 12 ABBA blocks), BENCH_WINDOW
-# (seconds, 2), BENCH_MIG_REPS (3), BENCH_SMP (1,8), BENCH_KERNEL (6.1),
+# (seconds, 2), BENCH_MIG_REPS (12: 6 ABBA blocks, the fewest with an interval), BENCH_SMP (1,8), BENCH_KERNEL (6.1),
 # BENCH_LAB_TIMEOUT (seconds, 2400), BENCH_REBUILD=0 to skip the rebuild
 # timing, BENCH_KERNEL_PATH=0 to skip the second lab run (bench-nested on
 # 6.12 with the patched KVM modules and state-source=kernel, rows
@@ -38,7 +38,7 @@ cd "$top"
 
 pairs=${BENCH_PAIRS:-24}
 window=${BENCH_WINDOW:-2}
-mig_reps=${BENCH_MIG_REPS:-3}
+mig_reps=${BENCH_MIG_REPS:-12}
 smp=${BENCH_SMP:-1,8}
 kernel=${BENCH_KERNEL:-6.1}
 lab_timeout=${BENCH_LAB_TIMEOUT:-2400}

@@ -938,7 +938,7 @@ def main():
     # runs from the 3rd to the 10th smallest block (bench_stats).
     lab.add_argument("--pairs", type=int, default=24)
     lab.add_argument("--window", type=float, default=2.0)
-    lab.add_argument("--mig-reps", type=int, default=3)
+    lab.add_argument("--mig-reps", type=int, default=12)
     lab.add_argument("--smp", default="1,8",
                      type=lambda s: [int(x) for x in s.split(",")])
     lab.add_argument("--only", default="hot,nested,mig",

@@ -94,19 +94,35 @@ def median_interval(values, level=LEVEL):
             "coverage": 1 - 2 * binom_cdf_half(k - 1, n)}
 
 
+def judge_wide(lo, hi, floor, ceiling):
+    """An interval wider than RESOLUTION decides only from one side."""
+    if floor is not None and hi < floor:
+        return False, f"interval wholly below {floor}"
+    if floor is not None and lo >= floor:
+        return True, f"interval above {floor}"
+    if ceiling is not None and lo > ceiling:
+        return False, f"interval wholly above {ceiling}"
+    if ceiling is not None and hi <= ceiling:
+        return True, f"interval below {ceiling}"
+    return None, WIDE
+
+
 def judge(median, interval, floor=None, ceiling=None):
     """met and a one-line verdict for a ratio.  Higher is better with a
     FLOOR (fork rates over stock's): met if the interval includes 1.00
     or lies wholly at or above FLOOR (issue #16's acceptance).  Lower is
     better with a CEILING (downtime): met if it includes 1.00 or lies
-    at or below CEILING.  An interval wider than RESOLUTION on either
-    side of the median, or none at all, gives no verdict (met None)."""
+    at or below CEILING.  An interval that lies wholly on one side of
+    the target decides however wide it is: a cost the timing resolves
+    as a miss must not read as "no verdict".  Otherwise an interval
+    wider than RESOLUTION on either side of the median, or none at all,
+    gives no verdict (met None)."""
     if interval is None:
         # No interval at all (too few blocks) is as wide as it gets.
         return None, WIDE
     lo, hi = interval["lo"], interval["hi"]
     if median - lo > RESOLUTION or hi - median > RESOLUTION:
-        return None, WIDE
+        return judge_wide(lo, hi, floor, ceiling)
     if floor is None and ceiling is None:
         return None, ""
     if lo <= 1.0 <= hi:

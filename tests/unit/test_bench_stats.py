@@ -220,7 +220,14 @@ def test_judge():
         ({"lo": 1.002, "hi": 1.008}, {"ceiling": 1.01}, True),
         ({"lo": 1.005, "hi": 1.015}, {"ceiling": 1.01}, False),
         ({"lo": 0.980, "hi": 1.004}, {"floor": 0.995}, None),
-        ({"lo": 0.996, "hi": 1.018}, {"floor": 0.995}, None),
+        # wide, but wholly on one side of the target: decided
+        ({"lo": 0.996, "hi": 1.018}, {"floor": 0.995}, True),
+        ({"lo": 0.893, "hi": 0.912}, {"floor": 0.98}, False),
+        ({"lo": 0.700, "hi": 0.950}, {"ceiling": 1.01}, True),
+        ({"lo": 1.050, "hi": 1.300}, {"ceiling": 1.01}, False),
+        # wide and across the target: no verdict
+        ({"lo": 0.976, "hi": 1.019}, {"floor": 0.98}, None),
+        ({"lo": 0.950, "hi": 1.080}, {"ceiling": 1.01}, None),
         (None, {"floor": 0.995}, None),
     ]
     for iv, kw, want in cases:
