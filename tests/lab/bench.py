@@ -911,9 +911,28 @@ def render(recs, wall=None, raw=None):
     return "\n".join(out) + "\n"
 
 
+def rejudge(rec):
+    """The verdict of a stored ratio under today's bench_stats.judge(),
+    so that rendering older raw data applies the same rules."""
+    sm, target = rec.get("summary"), rec.get("target") or ""
+    m = re.match(r"([<>]=) ([0-9.]+)$", target)
+    if not sm or sm.get("median") is None or not m:
+        return
+    bound = {"floor" if m.group(1) == ">=" else "ceiling": float(m.group(2))}
+    interval = None if sm.get("lo") is None else \
+        {"lo": sm["lo"], "hi": sm["hi"]}
+    met, why = stats.judge(sm["median"], interval, **bound)
+    if met is None and why:
+        why += ": " + ("judged on exact counts" if "floor" in bound
+                       else DOWNTIME_RES)
+    sm["met"], sm["verdict"], rec["met"] = met, why, met
+
+
 def cmd_render(args):
     recs = [json.loads(ln) for ln in Path(args.results).read_text()
             .splitlines() if ln.startswith('{"')]
+    for r in recs:
+        rejudge(r)
     section = render(recs, args.wall, args.raw)
     rst = Path(args.rst)
     text = rst.read_text() if rst.exists() else ""
