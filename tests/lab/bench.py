@@ -163,6 +163,10 @@ def read_counter(vm, address):
     return int(m.group(1), 16), (t0 + t1) / 2
 
 
+# Every VM a run started, for the post-mortem of a failed part.
+STARTED = []
+
+
 class BenchVM(nkvm.GuestVM):
     """The test guest in one of the bench-* scenarios."""
 
@@ -176,6 +180,7 @@ class BenchVM(nkvm.GuestVM):
                                      "-smp", str(smp)])
         self.build = build
         self.counter = None
+        STARTED.append(self)
 
     def ready(self):
         m = self.wait_for_serial_line(READY_RE, BOOT_TIMEOUT)
@@ -586,7 +591,15 @@ def cmd_lab(args):
         for name in args.only:
             t = time.monotonic()
             log(f"--- {name} ---")
-            parts[name](lab, args)
+            try:
+                parts[name](lab, args)
+            except nkvm.NkvmError:
+                # Which VM went away, how, and what it said: the lab's
+                # scratch folder and its logs end with the run.
+                for vm in STARTED:
+                    if vm.proc is not None:
+                        vm.dump(out=sys.stderr)
+                raise
             log(f"{name} took {time.monotonic() - t:.0f} s")
     log(f"lab part done in {time.monotonic() - start:.0f} s")
     return 0
