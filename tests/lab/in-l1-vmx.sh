@@ -9,8 +9,8 @@
 # Each SELFTEST is a KVM selftest binary (tests/lab/run-kvm-selftest.sh
 # --build-only builds them on the host): the nVMX ones make L1's KVM run
 # an L2 that executes VMXON, VMLAUNCH and VMRESUME on KVM's emulated VMX.
-# With --qemu, the fork runs the multiboot test guest FILE on L1's KVM
-# under -accel kvm and -accel nested-kvm (-cpu host).  Prints TAP lines
+# With --qemu, the fork first runs the multiboot test guest FILE on L1's
+# KVM under -accel kvm and -accel nested-kvm (-cpu host).  Prints TAP lines
 # without numbers (tests/lab/test_lab_vmx.sh numbers them), each with the
 # seconds it took in L1's clock, and the kvm_intel parameters and KVM's
 # dmesg lines as "# " diagnostics.  A selftest that exits 4 (KSFT_SKIP)
@@ -41,26 +41,6 @@ for p in nested ept unrestricted_guest enable_shadow_vmcs vpid eptad pml \
     echo "# kvm_intel $p=$(cat "/sys/module/kvm_intel/parameters/$p" 2>/dev/null)"
 done
 echo "# kernel $(uname -r), $(grep -m1 'model name' /proc/cpuinfo)"
-
-out=$(mktemp)
-for bin in "$@"; do
-    name=${bin##*/}
-    # The console is the host's only view: it shows which test a stalled
-    # L1 was in.
-    echo "# starting $name"
-    t0=$(now)
-    timeout "$limit" "$bin" > "$out" 2>&1
-    rc=$?
-    took=$(secs "$t0" "$(now)")
-    case $rc in
-        0) echo "ok - $name (${took} s)"
-           grep -E '^# (Totals|Random seed)|^ok [0-9]' "$out" | head -n 12 |
-               sed 's/^/#   /' ;;
-        4) echo "ok - $name # SKIP $(grep -m1 -iE 'skip|requirement' "$out")" ;;
-        *) echo "not ok - $name (status $rc after ${took} s)"
-           tail -n 15 "$out" | sed 's/^/#   /' ;;
-    esac
-done
 
 # guest_run ACCEL: the fork runs the test guest's smoke scenario on L1's
 # KVM (INT 0x80, INT3, INTO, #PF, then an NMI, each delivered exactly once
@@ -99,6 +79,7 @@ guest_run() {
     [ "$rc" = 33 ] && grep -q '^PASS' "$log"
 }
 
+# The fork first: a selftest that stalls L1 must not take it along.
 if [ -n "$qemu" ]; then
     for accel in kvm nested-kvm; do
         t0=$(now)
@@ -109,6 +90,26 @@ if [ -n "$qemu" ]; then
         fi
     done
 fi
+
+out=$(mktemp)
+for bin in "$@"; do
+    name=${bin##*/}
+    # The console is the host's only view: it shows which test a stalled
+    # L1 was in.
+    echo "# starting $name"
+    t0=$(now)
+    timeout "$limit" "$bin" > "$out" 2>&1
+    rc=$?
+    took=$(secs "$t0" "$(now)")
+    case $rc in
+        0) echo "ok - $name (${took} s)"
+           grep -E '^# (Totals|Random seed)|^ok [0-9]' "$out" | head -n 12 |
+               sed 's/^/#   /' ;;
+        4) echo "ok - $name # SKIP $(grep -m1 -iE 'skip|requirement' "$out")" ;;
+        *) echo "not ok - $name (status $rc after ${took} s)"
+           tail -n 15 "$out" | sed 's/^/#   /' ;;
+    esac
+done
 
 # KVM's complaints, a WARN's first lines included
 dmesg | grep -iE -A1 'warning|kvm|vmx' | grep -v 'Command line' |

@@ -32,10 +32,14 @@ selftests=(state_test vmx_close_while_nested_test nested_exceptions_test
            vmx_invalid_nested_guest_state vmx_msrs_test
            vmx_set_nested_state_test smm_test triple_fault_event_test
            hyperv_evmcs vmx_pmu_caps_test vmx_tsc_adjust_test
-           vmx_nested_tsc_scaling_test vmx_preemption_timer_test)
-# Bochs's TSC runs 35 times slower than the 3.5 GHz L1 takes it for, so
-# the preemption timer KVM emulates (converted at 3.5 GHz) fires long
-# before L3's TSC-timed first wait ends (docs/lab.rst).
+           vmx_nested_tsc_scaling_test)
+# vmx_preemption_timer_test is left out: on Bochs it stops L1 for good
+# (docs/lab.rst, "The VMX lab"), which would take the fork's checks
+# with it.  LAB_VMX_SELFTESTS="a b ..." runs another list; a test named
+# in known_bochs is then marked "# TODO".
+if [ -n "${LAB_VMX_SELFTESTS:-}" ]; then
+    read -r -a selftests <<< "$LAB_VMX_SELFTESTS"
+fi
 known_bochs=(vmx_preemption_timer_test)
 
 number=0
