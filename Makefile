@@ -34,6 +34,13 @@ fuzz: deps
 lab: fork
 	tests/lab/test_lab.sh
 
+# The VMX lab on Bochs (scripts/lab-vmx, docs/lab.rst "The VMX lab"):
+# KVM's nVMX selftests and the fork on kvm_intel nested=1; not in make
+# check, about 2 min per kernel (LAB_VMX_KERNELS, default 6.12).
+.PHONY: lab-vmx
+lab-vmx: fork standalone
+	tests/lab/test_lab_vmx.sh $${LAB_VMX_KERNELS:-6.12}
+
 # Stock vs fork, interleaved, in the lab; rewrites the Benchmarks section
 # of docs/results.rst (docs/bench.rst).
 bench: fork stock standalone

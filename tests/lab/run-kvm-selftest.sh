@@ -2,17 +2,19 @@
 # Build a KVM selftest from the lab kernel's own source with the patch
 # series scripts/kernel/*.patch applied, and run it in the lab.
 #
-#   tests/lab/run-kvm-selftest.sh [--test NAME] [--build-only] [--log FILE]
+#   tests/lab/run-kvm-selftest.sh [--test NAME]... [--build-only] [--log FILE]
 #                                 [LAB_RUN_OPTION...]
 #
 # NAME is a selftest under tools/testing/selftests/kvm/x86_64/ (default
 # svm_nested_reinject_state_test, which the series adds: it saves and
-# restores a vCPU while KVM re-injects an event L1 injected into L2).
+# restores a vCPU while KVM re-injects an event L1 injected into L2);
+# several --test build several in one tree (the VMX lab's nVMX tests).
 # LAB_RUN_OPTIONs go to "scripts/lab run" unchanged (--kernel 6.12,
-# --timeout 600, ...); the test runs on L1's /dev/kvm and its TAP output
-# is printed, and with --log also written to FILE.  The exit status is
-# the test's (scripts/lab's for a lab failure).  --build-only prints the
-# binary's path instead.
+# --timeout 600, --vmx, ...); the tests run one after the other in one
+# L1 on its /dev/kvm and their TAP output is printed, and with --log also
+# written to FILE.  The exit status is the last failing test's (scripts/
+# lab's for a lab failure).  --build-only prints the binaries' paths
+# instead, one a line.
 #
 # The source is Debian's linux-source package of the lab's 6.12 kernel
 # (build/lab/kernel-6.12.package, written by "scripts/lab fetch --kernel
@@ -39,7 +41,7 @@ build=${NKVM_BUILD:-$top/build}
 out_dir=$build/kvm-selftest
 series_dir=${NKVM_KVM_PATCHES:-$top/scripts/kernel}
 jobs=${NKVM_JOBS:-2}
-test_name=svm_nested_reinject_state_test
+test_names=()
 build_only=0
 log=
 lab_args=()
@@ -54,7 +56,7 @@ die() { echo "run-kvm-selftest: error: $*" >&2; exit 1; }
 
 while [ $# -gt 0 ]; do
     case $1 in
-        --test) test_name=${2:?}; shift 2 ;;
+        --test) test_names+=("${2:?}"); shift 2 ;;
         --build-only) build_only=1; shift ;;
         --log) log=${2:?}; shift 2 ;;
         --help|-h) usage ;;
@@ -62,7 +64,10 @@ while [ $# -gt 0 ]; do
         *) lab_args+=("$1"); shift ;;
     esac
 done
-[[ $test_name =~ ^[a-z0-9_]+$ ]] || die "--test takes a selftest's name"
+[ ${#test_names[@]} -gt 0 ] || test_names=(svm_nested_reinject_state_test)
+for t in "${test_names[@]}"; do
+    [[ $t =~ ^[a-z0-9_]+$ ]] || die "--test takes a selftest's name, not '$t'"
+done
 [[ $jobs =~ ^[1-9][0-9]*$ ]] || die "NKVM_JOBS must be a number"
 
 # --- the source ----------------------------------------------------------
@@ -122,12 +127,12 @@ fi
 
 # --- the build -----------------------------------------------------------
 
-key=$( { echo "$version $test_name"; cat "${series[@]}" "$self"; } |
+key=$( { echo "$version ${test_names[*]}"; cat "${series[@]}" "$self"; } |
        sha256sum | cut -c1-16)
 dest=$out_dir/$key
-bin=$dest/$test_name
+bins=("${test_names[@]/#/$dest/}")
 
-if [ ! -x "$bin" ]; then
+if [ ! -x "${bins[-1]}" ]; then
     tree=$dest/tree
     rm -rf "$dest"
     mkdir -p "$dest"
@@ -137,34 +142,44 @@ if [ ! -x "$bin" ]; then
         patch -d "$tree" -p1 --quiet --forward < "$p" ||
             die "$(basename "$p") does not apply"
     done
-    [ -f "$tree/tools/testing/selftests/kvm/x86_64/$test_name.c" ] ||
-        die "the series adds no selftest $test_name"
+    for t in "${test_names[@]}"; do
+        [ -f "$tree/tools/testing/selftests/kvm/x86_64/$t.c" ] ||
+            die "no selftest $t in the source or the series"
+    done
     msg "installing the uAPI headers (make headers)"
     make -s -C "$tree" -j"$jobs" headers >&2 ||
         die "make headers failed"
-    msg "building $test_name"
+    msg "building ${test_names[*]}"
     make -s -C "$tree/tools/testing/selftests/kvm" -j"$jobs" \
-         OUTPUT="$dest/obj" "$dest/obj/x86_64/$test_name" >&2 ||
-        die "the selftest does not build"
-    cp "$dest/obj/x86_64/$test_name" "$bin.tmp"
-    mv "$bin.tmp" "$bin"
+         OUTPUT="$dest/obj" "${test_names[@]/#/$dest/obj/x86_64/}" >&2 ||
+        die "the selftests do not build"
+    # The last binary is written last: its presence says all are built.
+    for t in "${test_names[@]}"; do
+        cp "$dest/obj/x86_64/$t" "$dest/$t.tmp"
+        mv "$dest/$t.tmp" "$dest/$t"
+    done
     # Keep the binary only: the tree and objects are rebuilt on demand.
     rm -rf "$tree" "$dest/obj"
 fi
 
 if [ "$build_only" = 1 ]; then
-    echo "$bin"
+    printf '%s\n' "${bins[@]}"
     exit 0
 fi
 
 # --- the run -------------------------------------------------------------
 
-msg "running $bin in the lab"
+msg "running ${test_names[*]} in the lab"
+# One L1 runs them all; each binary is an argument, so the VMX lab, which
+# ships the files its command names, takes them along.
+# shellcheck disable=SC2016 # expanded in L1
+each='rc=0; for b; do "$b" || rc=$?; done; exit $rc'
 status=0
 if [ -n "$log" ]; then
-    "$top/scripts/lab" run "${lab_args[@]}" -- "$bin" | tee "$log" ||
-        status=$?
+    "$top/scripts/lab" run "${lab_args[@]}" -- bash -c "$each" bash "${bins[@]}" |
+        tee "$log" || status=$?
 else
-    "$top/scripts/lab" run "${lab_args[@]}" -- "$bin" || status=$?
+    "$top/scripts/lab" run "${lab_args[@]}" -- bash -c "$each" bash "${bins[@]}" ||
+        status=$?
 fi
 exit "$status"

@@ -1,0 +1,117 @@
+#!/bin/bash
+# Runs inside the VMX lab's L1 (scripts/lab run --vmx, Bochs, kvm_intel
+# nested=1): the proof that L1's KVM runs L2 guests that use VMX
+# themselves.
+#
+#   in-l1-vmx.sh [--timeout S] [--qemu BIN --firmware DIR --guest FILE]
+#                [SELFTEST...]
+#
+# Each SELFTEST is a KVM selftest binary (tests/lab/run-kvm-selftest.sh
+# --build-only builds them on the host): the nVMX ones make L1's KVM run
+# an L2 that executes VMXON, VMLAUNCH and VMRESUME on KVM's emulated VMX.
+# With --qemu, the fork first runs the multiboot test guest FILE on L1's
+# KVM under -accel kvm and -accel nested-kvm (-cpu host).  Prints TAP lines
+# without numbers (tests/lab/test_lab_vmx.sh numbers them), each with the
+# seconds it took in L1's clock, and the kvm_intel parameters and KVM's
+# dmesg lines as "# " diagnostics.  A selftest that exits 4 (KSFT_SKIP)
+# is reported as a SKIP with its reason.
+#
+# SPDX-License-Identifier: GPL-2.0-or-later
+set -uo pipefail
+
+limit=300
+qemu=""
+firmware=""
+guest=""
+while [ $# -gt 0 ]; do
+    case $1 in
+        --timeout) limit=${2:?}; shift 2 ;;
+        --qemu) qemu=${2:?}; shift 2 ;;
+        --firmware) firmware=${2:?}; shift 2 ;;
+        --guest) guest=${2:?}; shift 2 ;;
+        *) break ;;
+    esac
+done
+
+now() { cut -d' ' -f1 /proc/uptime; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
+
+for p in nested ept unrestricted_guest enable_shadow_vmcs vpid eptad pml \
+         vnmi enable_apicv preemption_timer; do
+    echo "# kvm_intel $p=$(cat "/sys/module/kvm_intel/parameters/$p" 2>/dev/null)"
+done
+echo "# kernel $(uname -r), $(grep -m1 'model name' /proc/cpuinfo)"
+
+# guest_run ACCEL: the fork runs the test guest's smoke scenario on L1's
+# KVM (INT 0x80, INT3, INTO, #PF, then an NMI, each delivered exactly once
+# with the right frame; docs/test-guest.rst).  The NMI comes from HMP on a
+# loopback port once the guest says READY; the guest then ends QEMU through
+# isa-debug-exit with 33 for PASS.
+guest_run() {
+    local accel=$1 log pid rc=1 port=4444
+    log=$(mktemp)
+    "$qemu" -L "$firmware" -accel "$accel" -cpu host \
+        -M pc -m 128 -smp 1 -nodefaults -display none -no-reboot \
+        -monitor "tcp:127.0.0.1:$port,server=on,wait=off" \
+        -serial "file:$log" -kernel "$guest" -append smoke \
+        -device isa-debug-exit,iobase=0xf4,iosize=0x4 > "$log.qemu" 2>&1 &
+    pid=$!
+    for _ in $(seq 1 "$limit"); do
+        grep -q 'READY nmi' "$log" 2>/dev/null && break
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 1
+    done
+    if grep -q 'READY nmi' "$log" && exec 3<>"/dev/tcp/127.0.0.1/$port"; then
+        echo nmi >&3
+        sleep 1
+        exec 3>&-
+    fi
+    for _ in $(seq 1 "$limit"); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 1
+    done
+    kill -9 "$pid" 2>/dev/null
+    wait "$pid"
+    rc=$?
+    echo "# $accel: QEMU status $rc (33 is the guest's PASS), $(grep -c '^ok' "$log") ok, $(grep -c '^not ok' "$log") not ok"
+    grep -E '^not ok|^(PASS|FAIL)' "$log" | sed "s/^/#   $accel: /"
+    grep -v "^$" "$log.qemu" | tail -n 5 | sed "s/^/#   $accel qemu: /"
+    [ "$rc" = 33 ] && grep -q '^PASS' "$log"
+}
+
+# The fork first: a selftest that stalls L1 must not take it along.
+if [ -n "$qemu" ]; then
+    for accel in kvm nested-kvm; do
+        t0=$(now)
+        if guest_run "$accel"; then
+            echo "ok - fork -accel $accel -cpu host: test guest smoke passes ($(secs "$t0" "$(now)") s)"
+        else
+            echo "not ok - fork -accel $accel -cpu host: test guest smoke passes"
+        fi
+    done
+fi
+
+out=$(mktemp)
+for bin in "$@"; do
+    name=${bin##*/}
+    # The console is the host's only view: it shows which test a stalled
+    # L1 was in.
+    echo "# starting $name"
+    t0=$(now)
+    timeout "$limit" "$bin" > "$out" 2>&1
+    rc=$?
+    took=$(secs "$t0" "$(now)")
+    case $rc in
+        0) echo "ok - $name (${took} s)"
+           grep -E '^# (Totals|Random seed)|^ok [0-9]' "$out" | head -n 12 |
+               sed 's/^/#   /' ;;
+        4) echo "ok - $name # SKIP $(grep -m1 -iE 'skip|requirement' "$out")" ;;
+        *) echo "not ok - $name (status $rc after ${took} s)"
+           tail -n 15 "$out" | sed 's/^/#   /' ;;
+    esac
+done
+
+# KVM's complaints, a WARN's first lines included
+dmesg | grep -iE -A1 'warning|kvm|vmx' | grep -v 'Command line' |
+    tail -n 30 | sed 's/^/# dmesg: /'
+rm -f "$out"
