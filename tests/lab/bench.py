@@ -163,10 +163,6 @@ def read_counter(vm, address):
     return int(m.group(1), 16), (t0 + t1) / 2
 
 
-# Every VM a run started, for the post-mortem of a failed part.
-STARTED = []
-
-
 class BenchVM(nkvm.GuestVM):
     """The test guest in one of the bench-* scenarios."""
 
@@ -180,7 +176,9 @@ class BenchVM(nkvm.GuestVM):
                                      "-smp", str(smp)])
         self.build = build
         self.counter = None
-        STARTED.append(self)
+        # The Lab's record of every VM started in it: the post-mortem of
+        # a failed part reads it, and the Lab's exit closes what is left.
+        lab.vms.append(self)
 
     def ready(self):
         m = self.wait_for_serial_line(READY_RE, BOOT_TIMEOUT)
@@ -596,7 +594,7 @@ def cmd_lab(args):
             except nkvm.NkvmError:
                 # Which VM went away, how, and what it said: the lab's
                 # scratch folder and its logs end with the run.
-                for vm in STARTED:
+                for vm in lab.vms:
                     if vm.proc is not None:
                         vm.dump(out=sys.stderr)
                 raise
