@@ -930,15 +930,17 @@ def rejudge(rec):
     so that rendering older raw data applies the same rules."""
     sm, target = rec.get("summary"), rec.get("target") or ""
     m = re.match(r"([<>]=) ([0-9.]+)$", target)
-    if not sm or sm.get("median") is None or not m:
+    if not sm or not m:
         return
-    bound = {"floor" if m.group(1) == ">=" else "ceiling": float(m.group(2))}
+    # The fallbacks emit_ratios() and bench_migration() give.
+    if m.group(1) == ">=":
+        bound = {"floor": float(m.group(2)),
+                 "fallback": "judged on exact counts"}
+    else:
+        bound = {"ceiling": float(m.group(2)), "fallback": DOWNTIME_RES}
     interval = None if sm.get("lo") is None else \
         {"lo": sm["lo"], "hi": sm["hi"]}
-    met, why = stats.judge(sm["median"], interval, **bound)
-    if met is None and why:
-        why += ": " + ("judged on exact counts" if "floor" in bound
-                       else DOWNTIME_RES)
+    met, why = stats.verdict(sm.get("median"), interval, **bound)
     sm["met"], sm["verdict"], rec["met"] = met, why, met
 
 

@@ -136,6 +136,18 @@ def judge(median, interval, floor=None, ceiling=None):
     return False, f"interval reaches above {ceiling} and excludes 1.00"
 
 
+def verdict(median, interval, floor=None, ceiling=None, fallback=""):
+    """judge() of a median that may not exist (no block at all is the
+    widest interval of all); where a target gets no verdict from the
+    timing, FALLBACK (what judges it instead) follows the reason."""
+    met, why = (None, WIDE) if median is None \
+        else judge(median, interval, floor, ceiling)
+    if met is None and why and fallback and \
+            (floor is not None or ceiling is not None):
+        why = f"{why}: {fallback}"
+    return met, why
+
+
 def ratio_summary(num, den, floor=None, ceiling=None, fallback="",
                   level=LEVEL):
     """The record of one ratio metric: the per-block ratios NUM/DEN
@@ -145,15 +157,10 @@ def ratio_summary(num, den, floor=None, ceiling=None, fallback="",
     blocks = block_ratios(num, den)
     interval = median_interval(blocks, level)
     median = statistics.median(blocks) if blocks else None
-    # No block at all is the widest interval of all.
-    met, verdict = (None, WIDE) if median is None \
-        else judge(median, interval, floor, ceiling)
-    if met is None and verdict and fallback and \
-            (floor is not None or ceiling is not None):
-        verdict = f"{verdict}: {fallback}"
+    met, why = verdict(median, interval, floor, ceiling, fallback)
     return {"blocks": blocks, "n": len(blocks),
             "median": median,
             "lo": interval["lo"] if interval else None,
             "hi": interval["hi"] if interval else None,
             "coverage": interval["coverage"] if interval else None,
-            "met": met, "verdict": verdict}
+            "met": met, "verdict": why}
