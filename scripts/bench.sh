@@ -105,35 +105,38 @@ split_output() {
     done
 }
 
-set +e
-scripts/lab run --kernel "$kernel" --smp 2 --timeout "$lab_timeout" -- \
-    env NKVM_GUEST="$guest" /usr/bin/python3 tests/lab/bench.py lab \
-        --pairs "$pairs" --window "$window" --mig-reps "$mig_reps" \
-        --smp "$smp" |
-    tee "$out/lab.log" | split_output
-lab_status=${PIPESTATUS[0]}
-set -e
-[ "$lab_status" = 0 ] ||
-    msg "lab run ended with status $lab_status; partial results kept"
+# lab_bench NAME LAB-ARGS... -- BENCH-ARGS...: one lab boot running
+# "bench.py lab BENCH-ARGS", its output in $out/NAME.log and split as
+# above.  A failed run keeps its partial results; the first failure's
+# status becomes the script's.
+lab_bench() {
+    local name=$1 lab_args=() status
+    shift
+    while [ "$1" != -- ]; do lab_args+=("$1"); shift; done
+    shift
+    set +e
+    scripts/lab run "${lab_args[@]}" --smp 2 --timeout "$lab_timeout" -- \
+        env NKVM_GUEST="$guest" /usr/bin/python3 tests/lab/bench.py lab \
+            --pairs "$pairs" --window "$window" "$@" |
+        tee "$out/$name.log" | split_output
+    status=${PIPESTATUS[0]}
+    set -e
+    if [ "$status" != 0 ]; then
+        msg "$name run ended with status $status; partial results kept"
+        [ "$lab_status" != 0 ] || lab_status=$status
+    fi
+}
+
+lab_status=0
+lab_bench lab --kernel "$kernel" -- --mig-reps "$mig_reps" --smp "$smp"
 
 # The kernel path (issue #18): what nested-kvm costs while migrating when
 # the patched KVM reports the in-flight state and nothing is armed.  Its
 # modules exist for the lab's 6.12 only (scripts/kernel/build-kvm.sh).
 if [ "${BENCH_KERNEL_PATH:-1}" != 0 ]; then
     msg "lab run, kernel path: bench-nested, $pairs pairs of ${window} s, kernel 6.12, patched KVM modules, state-source=kernel"
-    set +e
-    scripts/lab run --kernel 6.12 --kvm patched --smp 2 \
-        --timeout "$lab_timeout" -- \
-        env NKVM_GUEST="$guest" /usr/bin/python3 tests/lab/bench.py lab \
-            --pairs "$pairs" --window "$window" --only nested \
-            --state-source kernel |
-        tee "$out/lab-kernel.log" | split_output
-    kernel_status=${PIPESTATUS[0]}
-    set -e
-    if [ "$kernel_status" != 0 ]; then
-        msg "kernel-path lab run ended with status $kernel_status; partial results kept"
-        [ "$lab_status" != 0 ] || lab_status=$kernel_status
-    fi
+    lab_bench lab-kernel --kernel 6.12 --kvm patched -- \
+        --only nested --state-source kernel
 fi
 
 msg "developer loop: unit suite and incremental rebuild"
