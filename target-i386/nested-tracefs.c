@@ -72,12 +72,17 @@ bool nested_tracefs_parse_formats(NestedTraceFormat *fmt,
     return true;
 }
 
-void nested_tracefs_perf_attr(struct perf_event_attr *attr, uint16_t id)
+void nested_tracefs_perf_attr(struct perf_event_attr *attr,
+                              NestedTraceKind kind, uint16_t id)
 {
     memset(attr, 0, sizeof(*attr));
     attr->type = PERF_TYPE_TRACEPOINT;
     attr->size = sizeof(*attr);
     attr->config = id;
+    attr->disabled = 1;
+    if (kind == NESTED_TRACE_VMEXIT_INJECT) {
+        return;
+    }
     attr->sample_period = 1;
     attr->sample_type = PERF_SAMPLE_RAW;
     attr->write_backward = 1;

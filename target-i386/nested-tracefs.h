@@ -34,10 +34,18 @@ bool nested_tracefs_parse_formats(NestedTraceFormat *fmt,
                                   GError **errp);
 
 /*
- * The perf event that records tracepoint id for one thread: every
- * occurrence, raw data only, into a ring that overwrites its oldest
- * records (only the newest matter).
+ * The perf event for tracepoint id (of the given kind) on one thread.
+ * Entries and exits from L2 are sampled, raw data only, into a ring
+ * that overwrites its oldest records: only the newest matter.  An exit
+ * reflected to L1 is only counted: the verdict never needs its record
+ * (a vCPU stopped in L1 is not judged, and one back in L2 got there
+ * through a VMRUN, which is recorded), and a count is all a stop's
+ * settling reads, without the cost of a sample per reflected exit.
+ * Each is opened disabled: an enabled event counts from its opening, but
+ * samples only once its ring exists, and a count without its record
+ * would pass a stop's settling with nothing to judge.
  */
-void nested_tracefs_perf_attr(struct perf_event_attr *attr, uint16_t id);
+void nested_tracefs_perf_attr(struct perf_event_attr *attr,
+                              NestedTraceKind kind, uint16_t id);
 
 #endif

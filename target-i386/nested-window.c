@@ -238,9 +238,11 @@ static void unknown(NestedWindow *w, const char *why)
 }
 
 /*
- * The newest record decides.  An exit reflected to L1, an L1 VMRUN (the
- * event, if any, is still in the cached EVENTINJ that the nested state
- * carries), or an exit with nothing in EXITINTINFO leave nothing hidden.
+ * The newest record decides.  An exit reflected to L1 (the observer's
+ * rings have none: a vCPU in guest mode got there by a later VMRUN), an
+ * L1 VMRUN (the event, if any, is still in the cached EVENTINJ that the
+ * nested state carries), or an exit with nothing in EXITINTINFO leave
+ * nothing hidden.
  * An exit with an event in EXITINTINFO is followed back: while every
  * older exit carried the same event it was never delivered, and if the
  * chain ends at an L1 VMRUN that injected it, it is L1's.

@@ -10,7 +10,8 @@
  * tracepoints see every step: kvm_nested_vmenter (or kvm_nested_vmrun
  * on older kernels) records L1's EVENTINJ at VMRUN, kvm_nested_vmexit
  * records each exit from L2 with EXITINTINFO, kvm_nested_vmexit_inject
- * each exit reflected to L1.  This file parses the tracefs format
+ * each exit reflected to L1 (which the observer only counts: in guest
+ * mode a VMRUN always follows it).  This file parses the tracefs format
  * descriptions, decodes raw records and judges the last records of one
  * vCPU; accel-side code (target-i386/mirror/nested-kvm-observe.c)
  * collects them with perf_event_open.  Pure C11 + GLib.

@@ -211,9 +211,10 @@ static void nested_kvm_accel_class_init(ObjectClass *oc, void *data)
                               nested_kvm_get_u32, nested_kvm_set_u32, NULL,
                               (void *)&stop_settle_ms_option);
     object_class_property_set_description(oc, "stop-settle-ms",
-        "how long a stop of the running VM (pause, savevm) may let a vCPU "
-        "inside L1's event delivery run on, so that a later save can tell "
-        "whether that event is in flight; 0: not at all");
+        "how long a stop of the running VM (a migration's final stop, "
+        "pause, savevm) may let a vCPU inside L1's event delivery run on, "
+        "so that the save can tell whether that event is in flight; 0: "
+        "not at all, and a migration is watched from its setup");
     object_class_property_add_str(oc, "observer-helper",
                                   nested_kvm_get_observer_helper,
                                   nested_kvm_set_observer_helper);

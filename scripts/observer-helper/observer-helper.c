@@ -99,7 +99,7 @@ static int open_events(pid_t tid, int fds[NESTED_TRACE__MAX], char **why)
     for (int k = 0; k < NESTED_TRACE__MAX; k++) {
         struct perf_event_attr attr;
 
-        nested_tracefs_perf_attr(&attr, fmt.ev[k].id);
+        nested_tracefs_perf_attr(&attr, k, fmt.ev[k].id);
         fds[k] = syscall(__NR_perf_event_open, &attr, tid, -1, -1,
                          PERF_FLAG_FD_CLOEXEC);
         if (fds[k] < 0) {

@@ -114,6 +114,8 @@ void nested_mirror_migration_init(const NestedMirrorConfig *config);
  * that nothing can tell whether L1's event is in flight, and strict.
  */
 bool nested_mirror_unobserved(NestedMirror *m);
+/* Why no observer watched the vCPUs that nested_mirror_unobserved() names */
+const char *nested_mirror_unobserved_why(void);
 /*
  * Fold what the state source says about an event L1 is injecting into
  * L2 into m->model: the kernel's report at every get, or the observer's

@@ -7,12 +7,14 @@
  * observer per vCPU (nested-observer.c) records KVM's nested
  * tracepoints, so that such an event, when the vCPU state is saved, can
  * be put back into the model with its origin (docs/hidden-window.rst).
- * Observers are armed at a migration's setup, or at a stop of the running
- * VM (a pause, savevm), and disarmed when the migration ends with the VM
- * running, or when a stopped VM runs again:
- * the records stay exact for as long as the vCPUs do not run unwatched.
- * Outside those times nothing is armed, and KVM_RUN costs what it costs
- * under -accel kvm.
+ * Observers are armed at a stop of the running VM: a migration's final
+ * stop, a pause, a savevm.  Each vCPU in guest mode then runs on until
+ * its records start a delivery chain (nested_mirror_prepare_stop()), so
+ * that a live migration runs unwatched until its last moment and costs
+ * KVM_RUN nothing before it (with stop-settle-ms=0 a migration is
+ * watched from its setup instead).  They are disarmed when the migration
+ * ends with the VM running, or when a stopped VM runs again: the records
+ * stay exact for as long as the vCPUs do not run unwatched.
  *
  * The policy lives here: with event-migration=strict a migration that
  * cannot be observed fails at setup, while the source still runs, and
@@ -39,6 +41,7 @@
 typedef enum ObserverUse {
     OBSERVERS_OFF,
     OBSERVERS_STOPPED,          /* armed at a stop; the VM has not run since */
+    OBSERVERS_AWAITED,          /* a migration runs; its final stop arms */
     OBSERVERS_MIGRATING,        /* armed for a migration, until it ends */
 } ObserverUse;
 
@@ -49,6 +52,8 @@ static ObserverUse observer_use;
 static bool migrating_since_stop;
 /* state-source kernel: a migration runs (x-unknown-verdicts, warnings) */
 static bool kernel_migrating;
+/* Why the last stop armed no observer, for a save that then refuses */
+static char *stop_unobserved_why;
 
 static bool best_effort(void)
 {
@@ -151,8 +156,19 @@ static int migration_setup(Error **errp)
                    "and cannot watch VMX's IDT-vectoring information");
         break;
     default:
+        /*
+         * Armed now, the observers would sample every nested entry and
+         * exit while the migration runs; the final stop arms them
+         * instead.  Arming once here tells now, while the source still
+         * runs, that the stop will be able to.
+         */
         if (observers_arm(&local)) {
-            observer_use = OBSERVERS_MIGRATING;
+            if (mirror_config.stop_settle_ms) {
+                observers_disarm();
+                observer_use = OBSERVERS_AWAITED;
+            } else {
+                observer_use = OBSERVERS_MIGRATING;
+            }
             return 0;
         }
     }
@@ -174,6 +190,9 @@ static int migration_notify(NotifierWithReturn *n, MigrationEvent *e,
         return migration_setup(errp);
     }
     kernel_migrating = false;
+    if (observer_use == OBSERVERS_AWAITED) {
+        observer_use = OBSERVERS_OFF;   /* it ended before its final stop */
+    }
     if (observer_use != OBSERVERS_MIGRATING) {
         return 0;
     }
@@ -227,6 +246,25 @@ static bool stop_unsettled(void)
 }
 
 /*
+ * Whether this stop arms the observers: any stop of a migration that
+ * awaits it, else a stop that may precede a save.  Shutdown saves
+ * nothing; the kernel reports a vCPU stopped anywhere in the window.
+ */
+static bool stop_arms(RunState state)
+{
+    if (kernel_source() || !mirror_config.stop_settle_ms ||
+        state == RUN_STATE_SHUTDOWN) {
+        return false;
+    }
+    if (observer_use == OBSERVERS_AWAITED) {
+        return true;
+    }
+    return observer_use == OBSERVERS_OFF &&
+           state != RUN_STATE_FINISH_MIGRATE &&
+           guest_vendor() == NESTED_VENDOR_SVM;
+}
+
+/*
  * Records exist only from arming on, so a vCPU inside L1's delivery
  * chain when the observers are armed could not be judged at a save.
  * Each vCPU in guest mode runs on until it crosses a chain boundary, for
@@ -240,23 +278,21 @@ void nested_mirror_prepare_stop(RunState state)
     bool unsettled;
     CPUState *cs;
 
-    /*
-     * Shutdown saves nothing; a migration armed at its own setup; the
-     * kernel reports a vCPU stopped anywhere in the window.
-     */
-    if (kernel_source() ||
-        !mirror_config.stop_settle_ms || observer_use != OBSERVERS_OFF ||
-        state == RUN_STATE_SHUTDOWN || state == RUN_STATE_FINISH_MIGRATE ||
-        guest_vendor() != NESTED_VENDOR_SVM) {
+    if (!stop_arms(state)) {
         return;
     }
+    g_clear_pointer(&stop_unobserved_why, g_free);
     if (!observers_arm(&local)) {
         /* Not an error yet: a later save reports it, if there is one. */
+        stop_unobserved_why = g_strdup_printf("the observer could not be "
+                                              "armed at the stop: %s",
+                                              error_get_pretty(local));
         trace_nested_mirror_stop_unobserved(error_get_pretty(local));
         error_free(local);
         return;
     }
-    observer_use = OBSERVERS_STOPPED;
+    observer_use = observer_use == OBSERVERS_AWAITED ? OBSERVERS_MIGRATING
+                                                     : OBSERVERS_STOPPED;
     start = qemu_clock_get_us(QEMU_CLOCK_REALTIME);
     CPU_FOREACH(cs) {
         run_on_cpu(cs, probe_guest_mode, RUN_ON_CPU_NULL);
@@ -282,6 +318,15 @@ bool nested_mirror_unobserved(NestedMirror *m)
 {
     return m->model.guest_mode && !m->observer && !kernel_source() &&
            !best_effort();
+}
+
+const char *nested_mirror_unobserved_why(void)
+{
+    if (!mirror_config.stop_settle_ms) {
+        return "stop-settle-ms=0: a stop arms no observer";
+    }
+    return stop_unobserved_why ? stop_unobserved_why
+                               : "the stop armed no observer";
 }
 
 void nested_mirror_migration_init(const NestedMirrorConfig *config)

@@ -207,8 +207,8 @@ static int nested_events_pre_save(void *opaque)
                      "watched its nested entries and exits, so nothing "
                      "tells whether an event L1 is injecting into L2 is in "
                      "flight; event-migration=strict refuses to save it "
-                     "(stop-settle-ms=0, or the observer could not be "
-                     "armed at the stop)", CPU(cpu)->cpu_index);
+                     "(%s)", CPU(cpu)->cpu_index,
+                     nested_mirror_unobserved_why());
         return -EINVAL;
     }
     problems = nested_event_check(&m->model);

@@ -3,11 +3,11 @@
  *
  * KVM_GET_VCPU_EVENTS and KVM_GET_NESTED_STATE do not say that an event
  * L1 injected into L2 is waiting for re-injection (docs/hidden-window.rst).
- * An observer opens perf tracepoint events on kvm_nested_vmenter,
- * kvm_nested_vmexit and kvm_nested_vmexit_inject for one vCPU thread,
- * all written into one overwrite-mode ring, newest record first.  When
- * the vCPU is stopped, the last records say whether the stop landed in
- * that window (nested-window.c).
+ * An observer opens perf tracepoint events on kvm_nested_vmenter and
+ * kvm_nested_vmexit for one vCPU thread, both written into one
+ * overwrite-mode ring, newest record first, and counts
+ * kvm_nested_vmexit_inject.  When the vCPU is stopped, the last records
+ * say whether the stop landed in that window (nested-window.c).
  *
  * The observer knows nothing of CPUs, policies or migrations: the mirror
  * decides when to create one and what a verdict means
@@ -31,7 +31,7 @@
 /* Data pages per vCPU ring (a power of two): a few hundred records. */
 #define OBSERVER_RING_PAGES 8
 #define OBSERVER_MAX_RECORDS 512
-/* Larger than any of the three tracepoints' raw samples */
+/* Larger than either sampled tracepoint's raw sample */
 #define OBSERVER_MAX_SAMPLE 512
 
 struct NestedObserver {
@@ -67,11 +67,11 @@ bool nested_observer_load_format(NestedTraceFormat *fmt, const char *helper,
     return ok;
 }
 
-static int observer_perf_open(uint16_t id, int tid)
+static int observer_perf_open(NestedTraceKind kind, uint16_t id, int tid)
 {
     struct perf_event_attr attr;
 
-    nested_tracefs_perf_attr(&attr, id);
+    nested_tracefs_perf_attr(&attr, kind, id);
     return syscall(__NR_perf_event_open, &attr, tid, -1, -1,
                    PERF_FLAG_FD_CLOEXEC);
 }
@@ -92,12 +92,18 @@ void nested_observer_free(NestedObserver *o)
     g_free(o);
 }
 
-/* The first tracepoint owns the ring; the others write into it. */
+/*
+ * The VMRUNs' event owns the ring and the exits from L2 write into it;
+ * reflected exits are only counted (nested_tracefs_perf_attr()).
+ */
 static bool observer_adopt(NestedObserver *o, NestedTraceKind kind, int fd,
                            Error **errp)
 {
     o->fd[kind] = fd;
-    if (kind != 0) {
+    if (kind == NESTED_TRACE_VMEXIT_INJECT) {
+        return true;
+    }
+    if (kind != NESTED_TRACE_VMENTER) {
         if (ioctl(fd, PERF_EVENT_IOC_SET_OUTPUT, o->fd[0]) < 0) {
             error_setg_errno(errp, errno, "PERF_EVENT_IOC_SET_OUTPUT for "
                              "vCPU %d", o->cpu_index);
@@ -121,7 +127,7 @@ static bool observer_open(NestedObserver *o, int tid,
                           int fds[NESTED_TRACE__MAX], Error **errp)
 {
     for (int k = 0; k < NESTED_TRACE__MAX; k++) {
-        fds[k] = observer_perf_open(o->format.ev[k].id, tid);
+        fds[k] = observer_perf_open(k, o->format.ev[k].id, tid);
         if (fds[k] < 0) {
             error_setg_errno(errp, errno, "perf_event_open(kvm:%s) for vCPU "
                              "%d (thread %d); tracepoint samples need "
@@ -131,6 +137,33 @@ static bool observer_open(NestedObserver *o, int tid,
             for (int j = 0; j < k; j++) {
                 close(fds[j]);
             }
+            return false;
+        }
+    }
+    return true;
+}
+
+/*
+ * Exits from L2 first, VMRUNs next: a VMRUN recorded is then followed
+ * by every exit after it, so that the newest record never hides a
+ * delivery cut short (an exit recorded before its VMRUN only leaves a
+ * chain without a start, judged unknown).  Reflected exits last, as
+ * they count as a boundary only once both are recorded.
+ */
+static const NestedTraceKind observer_enable_order[] = {
+    NESTED_TRACE_VMEXIT, NESTED_TRACE_VMENTER, NESTED_TRACE_VMEXIT_INJECT,
+};
+
+static bool observer_enable(NestedObserver *o, Error **errp)
+{
+    QEMU_BUILD_BUG_ON(ARRAY_SIZE(observer_enable_order) != NESTED_TRACE__MAX);
+    for (int i = 0; i < NESTED_TRACE__MAX; i++) {
+        NestedTraceKind k = observer_enable_order[i];
+
+        if (ioctl(o->fd[k], PERF_EVENT_IOC_ENABLE, 0) < 0) {
+            error_setg_errno(errp, errno, "PERF_EVENT_IOC_ENABLE of kvm:%s "
+                             "for vCPU %d", nested_trace_names(k)[0],
+                             o->cpu_index);
             return false;
         }
     }
@@ -164,6 +197,9 @@ NestedObserver *nested_observer_new(const NestedTraceFormat *fmt,
             }
             return NULL;
         }
+    }
+    if (!observer_enable(o, errp)) {
+        return NULL;
     }
     return g_steal_pointer(&o);
 }

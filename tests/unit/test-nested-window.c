@@ -18,6 +18,7 @@
 
 #include "nested-restore.h"
 #include "nested-state.h"
+#include "nested-tracefs.h"
 #include "nested-validate.h"
 #include "nested-window.h"
 
@@ -253,6 +254,53 @@ static void test_judge(gconstpointer opaque)
     }
 }
 
+/*
+ * Only VMRUNs and exits from L2 go into the ring; a reflected exit is
+ * counted (perf_event_open(2): sample_period 0 is a counting event),
+ * so it costs no sample during a migration.  All start disabled
+ * (perf_event_open(2), "disabled"): a sampling event counts from its
+ * opening, before its ring exists to take the samples.
+ */
+static void test_perf_attr(void)
+{
+    struct perf_event_attr attr;
+
+    for (int k = 0; k < NESTED_TRACE__MAX; k++) {
+        bool sampled = k != NESTED_TRACE_VMEXIT_INJECT;
+
+        nested_tracefs_perf_attr(&attr, k, 1500 + k);
+        g_assert_cmpuint(attr.type, ==, PERF_TYPE_TRACEPOINT);
+        g_assert_cmpuint(attr.config, ==, 1500 + k);
+        g_assert_cmpuint(attr.sample_period, ==, sampled ? 1 : 0);
+        g_assert_cmpuint(attr.sample_type, ==, sampled ? PERF_SAMPLE_RAW : 0);
+        g_assert_cmpuint(attr.write_backward, ==, sampled);
+        /* enabled only once its ring exists (nested_observer_new()) */
+        g_assert_cmpuint(attr.disabled, ==, 1);
+    }
+}
+
+/*
+ * A stop in L1 just after an exit reflected with EXITINTINFO: the ring
+ * (no reflected exit in it) ends with that exit and the VMRUN, which
+ * reads as L1's event in flight, but outside guest mode (APM vol. 2,
+ * 15.7.2: L1 now owns EXITINTINFO) the model is left as KVM reported it.
+ */
+static void test_apply_outside_guest_mode(void)
+{
+    const NestedTraceRecord recs[] = {
+        EXIT(V | T_NMI | 2, 0), ENTER(V | T_NMI | 2),
+    };
+    NestedEventState st, before;
+    NestedWindow w;
+
+    nested_window_judge(recs, G_N_ELEMENTS(recs), true, &w);
+    g_assert_cmpint(w.verdict, ==, NESTED_WINDOW_L1_EVENT);
+    nested_event_state_init(&st, NESTED_VENDOR_SVM);
+    before = st;
+    g_assert_true(nested_window_apply(&st, &w, 0x1000, 0, 0, NULL));
+    g_assert_cmpmem(&st, sizeof(st), &before, sizeof(before));
+}
+
 static void guest_state(NestedEventState *st)
 {
     nested_event_state_init(st, NESTED_VENDOR_SVM);
@@ -396,6 +444,7 @@ int main(int argc, char **argv)
     g_test_add_func("/window/parse", test_parse);
     g_test_add_func("/window/parse-errors", test_parse_errors);
     g_test_add_func("/window/decode", test_decode);
+    g_test_add_func("/window/perf-attr", test_perf_attr);
     for (size_t i = 0; i < G_N_ELEMENTS(judge_cases); i++) {
         g_test_add_data_func(judge_cases[i].path, &judge_cases[i],
                              test_judge);
@@ -404,6 +453,8 @@ int main(int argc, char **argv)
     g_test_add_func("/window/apply/soft-int", test_apply_soft_int);
     g_test_add_func("/window/apply/int3", test_apply_int3);
     g_test_add_func("/window/apply/errors", test_apply_errors);
+    g_test_add_func("/window/apply/outside-guest-mode",
+                    test_apply_outside_guest_mode);
     g_test_add_func("/window/apply/then-plan", test_apply_then_plan);
     return g_test_run();
 }
