@@ -5,14 +5,44 @@
 # here is installed on the host: packages are unpacked with dpkg-deb -x.
 #
 # The sourcing script sets top (the repository), lab (the folder that
-# holds downloads and unpacked kernels, build/lab), apt_dir, and the
-# functions msg and die; refresh=1 re-resolves cached package names.
+# holds downloads and unpacked kernels, build/lab), apt_dir and
+# LAB_EXIT_FAILED; refresh=1 re-resolves cached package names.
 #
 # SPDX-License-Identifier: GPL-2.0-or-later
 
 : "${top:?lab-common.sh: set top before sourcing it}"
 : "${lab:?lab-common.sh: set lab before sourcing it}"
 : "${apt_dir:?lab-common.sh: set apt_dir before sourcing it}"
+: "${LAB_EXIT_FAILED:?lab-common.sh: set LAB_EXIT_FAILED before sourcing it}"
+
+msg() { echo "lab: $*" >&2; }
+
+# A failure of the lab (not of the command) exits LAB_EXIT_FAILED.
+die() {
+    msg "error: $*"
+    exit "$LAB_EXIT_FAILED"
+}
+
+# --- run folders ----------------------------------------------------------
+
+# new_run_dir RUNS: a fresh scratch folder under RUNS, in run_dir; only
+# the newest 20 are kept.
+new_run_dir() {
+    local runs=$1 old
+    mkdir -p "$runs"
+    find "$runs" -mindepth 1 -maxdepth 1 -type d | sort | head -n -19 |
+        while read -r old; do rm -rf "$old"; done
+    run_dir=$(mktemp -d "$runs/$(date +%Y%m%d-%H%M%S)-XXXX")
+    chmod 0755 "$run_dir"
+}
+
+# console_tail: the last lines of the L1 console on stderr (Bochs's
+# serial console ends its lines with CR LF).
+console_tail() {
+    msg "last lines of the L1 console ($run_dir/console.log):"
+    tail -n 30 "$run_dir/console.log" 2>/dev/null | tr -d '\r' |
+        sed 's/^/  | /' >&2
+}
 
 # --- package download and unpacking -------------------------------------
 
