@@ -41,7 +41,7 @@
 typedef enum ObserverUse {
     OBSERVERS_OFF,
     OBSERVERS_STOPPED,          /* armed at a stop; the VM has not run since */
-    OBSERVERS_AWAITED,          /* a migration runs; its final stop arms */
+    OBSERVERS_AWAITED,          /* opened for a migration, not recording */
     OBSERVERS_MIGRATING,        /* armed for a migration, until it ends */
 } ObserverUse;
 
@@ -54,6 +54,9 @@ static bool migrating_since_stop;
 static bool kernel_migrating;
 /* Why the last stop armed no observer, for a save that then refuses */
 static char *stop_unobserved_why;
+/* A stop's probes of the vCPUs' guest mode still to run (BQL) */
+static unsigned probes_pending;
+static QemuCond probes_done;
 
 static bool best_effort(void)
 {
@@ -90,7 +93,8 @@ static void observers_disarm(void)
     trace_nested_mirror_observers_disarm();
 }
 
-static bool observers_arm(Error **errp)
+/* Open every vCPU's observer; none records until observers_enable(). */
+static bool observers_open(Error **errp)
 {
     NestedTraceFormat format;
     CPUState *cs;
@@ -113,6 +117,32 @@ static bool observers_arm(Error **errp)
     }
     trace_nested_mirror_observers_arm();
     return true;
+}
+
+static bool observers_enable(Error **errp)
+{
+    CPUState *cs;
+
+    CPU_FOREACH(cs) {
+        if (!nested_observer_enable(X86_CPU(cs)->env.nested_mirror->observer,
+                                    errp)) {
+            observers_disarm();
+            return false;
+        }
+    }
+    trace_nested_mirror_observers_enable();
+    return true;
+}
+
+static bool observers_arm(Error **errp)
+{
+    return observers_open(errp) && observers_enable(errp);
+}
+
+/* Whether m's observer records: one opened ahead for a migration waits. */
+static bool watching(NestedMirror *m)
+{
+    return m->observer && observer_use != OBSERVERS_AWAITED;
 }
 
 /* Whichever nested virtualization the vCPUs offer; NONE: nothing hides */
@@ -157,19 +187,20 @@ static int migration_setup(Error **errp)
         break;
     default:
         /*
-         * Armed now, the observers would sample every nested entry and
-         * exit while the migration runs; the final stop arms them
-         * instead.  Arming once here tells now, while the source still
-         * runs, that the stop will be able to.
+         * Recording now, the observers would sample every nested entry
+         * and exit while the migration runs; they are opened now, so that
+         * one that cannot be fails while the source still runs, and the
+         * final stop enables them (with stop-settle-ms=0, no stop does).
          */
-        if (observers_arm(&local)) {
+        if (observers_open(&local)) {
             if (mirror_config.stop_settle_ms) {
-                observers_disarm();
                 observer_use = OBSERVERS_AWAITED;
-            } else {
-                observer_use = OBSERVERS_MIGRATING;
+                return 0;
             }
-            return 0;
+            if (observers_enable(&local)) {
+                observer_use = OBSERVERS_MIGRATING;
+                return 0;
+            }
         }
     }
     if (best_effort()) {
@@ -191,7 +222,8 @@ static int migration_notify(NotifierWithReturn *n, MigrationEvent *e,
     }
     kernel_migrating = false;
     if (observer_use == OBSERVERS_AWAITED) {
-        observer_use = OBSERVERS_OFF;   /* it ended before its final stop */
+        observers_disarm();     /* it ended before its final stop */
+        return 0;
     }
     if (observer_use != OBSERVERS_MIGRATING) {
         return 0;
@@ -228,6 +260,33 @@ static void probe_guest_mode(CPUState *cs, run_on_cpu_data data)
     X86CPU *cpu = X86_CPU(cs);
 
     cpu->env.nested_mirror->settling = kvm_vcpu_in_guest_mode(cpu) != 0;
+    if (--probes_pending == 0) {
+        qemu_cond_broadcast(&probes_done);
+    }
+}
+
+/*
+ * Every vCPU that has not crossed a chain boundary yet is probed, all
+ * at once: each one's exit from KVM_RUN, the slow part, overlaps the
+ * others'.  One that crossed a boundary while the observers were being
+ * enabled is settled wherever it is.
+ */
+static void probe_guest_modes(void)
+{
+    CPUState *cs;
+
+    CPU_FOREACH(cs) {
+        NestedMirror *m = X86_CPU(cs)->env.nested_mirror;
+
+        m->settling = true;
+        if (!nested_observer_crossed_boundary(m->observer)) {
+            probes_pending++;
+            async_run_on_cpu(cs, probe_guest_mode, RUN_ON_CPU_NULL);
+        }
+    }
+    while (probes_pending) {
+        qemu_cond_wait_bql(&probes_done);
+    }
 }
 
 /* Whether any vCPU in guest mode has not crossed a chain boundary yet */
@@ -276,13 +335,13 @@ void nested_mirror_prepare_stop(RunState state)
     Error *local = NULL;
     int64_t start, deadline;
     bool unsettled;
-    CPUState *cs;
 
     if (!stop_arms(state)) {
         return;
     }
     g_clear_pointer(&stop_unobserved_why, g_free);
-    if (!observers_arm(&local)) {
+    if (!(observer_use == OBSERVERS_AWAITED ? observers_enable(&local)
+                                            : observers_arm(&local))) {
         /* Not an error yet: a later save reports it, if there is one. */
         stop_unobserved_why = g_strdup_printf("the observer could not be "
                                               "armed at the stop: %s",
@@ -294,9 +353,7 @@ void nested_mirror_prepare_stop(RunState state)
     observer_use = observer_use == OBSERVERS_AWAITED ? OBSERVERS_MIGRATING
                                                      : OBSERVERS_STOPPED;
     start = qemu_clock_get_us(QEMU_CLOCK_REALTIME);
-    CPU_FOREACH(cs) {
-        run_on_cpu(cs, probe_guest_mode, RUN_ON_CPU_NULL);
-    }
+    probe_guest_modes();
     trace_nested_mirror_stop_probed(
         qemu_clock_get_us(QEMU_CLOCK_REALTIME) - start);
     start = qemu_clock_get_us(QEMU_CLOCK_REALTIME);
@@ -316,7 +373,7 @@ void nested_mirror_prepare_stop(RunState state)
  */
 bool nested_mirror_unobserved(NestedMirror *m)
 {
-    return m->model.guest_mode && !m->observer && !kernel_source() &&
+    return m->model.guest_mode && !watching(m) && !kernel_source() &&
            !best_effort();
 }
 
@@ -332,6 +389,7 @@ const char *nested_mirror_unobserved_why(void)
 void nested_mirror_migration_init(const NestedMirrorConfig *config)
 {
     mirror_config = *config;
+    qemu_cond_init(&probes_done);
     migration_add_notifier(&migration_notifier, migration_notify);
     qemu_add_vm_change_state_handler(vm_state_changed, NULL);
 }
@@ -378,7 +436,7 @@ static bool judge_observer(X86CPU *cpu, NestedMirror *m, GError **errp)
     CPUX86State *env = &cpu->env;
 
     /* Outside guest mode nothing of L1's can be in flight. */
-    if (!m->observer || !m->model.guest_mode) {
+    if (!watching(m) || !m->model.guest_mode) {
         return true;
     }
     nested_observer_judge(m->observer, &m->window);

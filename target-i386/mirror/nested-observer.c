@@ -154,7 +154,7 @@ static const NestedTraceKind observer_enable_order[] = {
     NESTED_TRACE_VMEXIT, NESTED_TRACE_VMENTER, NESTED_TRACE_VMEXIT_INJECT,
 };
 
-static bool observer_enable(NestedObserver *o, Error **errp)
+bool nested_observer_enable(NestedObserver *o, Error **errp)
 {
     QEMU_BUILD_BUG_ON(ARRAY_SIZE(observer_enable_order) != NESTED_TRACE__MAX);
     for (int i = 0; i < NESTED_TRACE__MAX; i++) {
@@ -197,9 +197,6 @@ NestedObserver *nested_observer_new(const NestedTraceFormat *fmt,
             }
             return NULL;
         }
-    }
-    if (!observer_enable(o, errp)) {
-        return NULL;
     }
     return g_steal_pointer(&o);
 }

@@ -21,14 +21,21 @@ bool nested_observer_load_format(NestedTraceFormat *fmt, const char *helper,
                                  Error **errp);
 
 /*
- * Start recording those tracepoints for the thread tid (vCPU cpu_index,
- * named in errors), opened here or, with helper, by the observer helper
- * (docs/libvirt.rst).  Fails naming what is missing: the privilege to
- * open them, or the helper.
+ * Open those tracepoints for the thread tid (vCPU cpu_index, named in
+ * errors), here or, with helper, through the observer helper
+ * (docs/libvirt.rst), with the ring they record into.  Fails naming
+ * what is missing: the privilege to open them, or the helper.  They
+ * record nothing until nested_observer_enable(): an observer opened
+ * ahead costs its thread nothing while it waits.
  */
 NestedObserver *nested_observer_new(const NestedTraceFormat *fmt,
                                     const char *helper, int tid,
                                     int cpu_index, Error **errp);
+/*
+ * Start recording, in an order that never leaves a VMRUN's record newest
+ * while an exit after it went unrecorded.
+ */
+bool nested_observer_enable(NestedObserver *o, Error **errp);
 void nested_observer_free(NestedObserver *o);
 
 /*

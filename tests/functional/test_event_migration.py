@@ -20,7 +20,9 @@ KVM's nested tracepoints.
     helper's socket, and the source runs on;
   - with a helper that dies in the middle of the arming (it answers
     'formats', then hangs up on 'open' without a reply), a strict
-    migration fails at setup saying so, and the source runs on.
+    migration fails at setup saying so, and the source runs on;
+  - with the helper killed once the migration's setup opened the
+    events, the migration completes: the final stop only enables them.
   All of these ask for the observer (state-source=observer), which a
   kernel with KVM_CAP_X86_NESTED_EVENT_STATE would otherwise make
   unnecessary.  Then, state-source=kernel:
@@ -36,11 +38,8 @@ SPDX-License-Identifier: GPL-2.0-or-later
 
 import fcntl
 import os
-import socket
-import struct
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -235,52 +234,11 @@ def test_kernel_source(lab):
     src.kill()
 
 
-# nested-helper-proto.h: magic, op, tid, reserved; ops
-HELPER_REQUEST = struct.Struct("=IIiI")
-HELPER_OP_FORMATS = 1
-
-
-class CrashingHelper(threading.Thread):
-    """A helper that dies in the middle of QEMU's arming: it forwards
-    'formats' to the real helper at REAL, and hangs up on the first
-    'open', without a reply, as a crashed helper's socket does."""
-
-    def __init__(self, path, real):
-        super().__init__(daemon=True)
-        self.real = str(real)
-        self.hung_up = 0
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        self.sock.bind(str(path))
-        os.chmod(path, 0o666)
-        self.sock.listen(4)
-
-    def run(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return          # closed by stop()
-            with conn:
-                req = conn.recv(HELPER_REQUEST.size)
-                op = HELPER_REQUEST.unpack_from(req)[1] \
-                    if len(req) == HELPER_REQUEST.size else None
-                if op != HELPER_OP_FORMATS:
-                    self.hung_up += 1
-                    continue
-                with socket.socket(socket.AF_UNIX,
-                                   socket.SOCK_SEQPACKET) as real:
-                    real.connect(self.real)
-                    real.send(req)
-                    conn.send(real.recv(1 << 16))
-
-    def stop(self):
-        self.sock.close()
-
-
 def test_helper_crash(lab):
     helper, real = nkvm.start_observer_helper(lab.dir)
     path = lab.dir / "crashing-helper.sock"
-    crashing = CrashingHelper(path, real)
+    # it answers 'formats', then hangs up on the first 'open'
+    crashing = nkvm.HelperProxy(path, real, lambda formats: True)
     crashing.start()
     try:
         src, dst = pair(lab, "crash", "strict", nkvm.unprivileged_wrapper(),
@@ -306,6 +264,35 @@ def test_helper_crash(lab):
         helper.wait()
 
 
+def test_helper_gone_midway(lab):
+    helper, path = nkvm.start_observer_helper(lab.dir)
+    src, dst = pair(lab, "midway", "strict", nkvm.unprivileged_wrapper(),
+                    path)
+    # Slow enough to be still copying once the helper is gone.
+    src.qmp("migrate-set-parameters", **{"max-bandwidth": 256 << 10})
+
+    def kill_helper(vm):
+        deadline = time.monotonic() + TIMEOUT
+        while vm.qmp("query-migrate").get("status") not in \
+                ("active", "completed", "failed"):
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
+        helper.kill()
+        helper.wait()
+        vm.qmp("migrate-set-parameters", **{"max-bandwidth": 10 << 30})
+
+    info = nkvm.migrate(src, dst, timeout=TIMEOUT, started=kill_helper)
+    tap.check(info.get("status") == "completed",
+              "strict, the helper gone after the migration's setup: its "
+              "events stay open, the final stop arms them, and the "
+              "migration completes",
+              f"{info.get('status')}: {info.get('error-desc', '')}")
+    finish(dst, "strict, the helper gone after setup: the guest passes on "
+           "the destination")
+    src.kill()
+
+
 def main():
     if not nkvm.check_environment(tap):
         return tap.finish()
@@ -315,6 +302,7 @@ def main():
              "best-effort unprivileged (2 checks)",
              "strict unprivileged with the observer helper (5 checks)",
              "strict unprivileged, the helper dies mid-arming (2 checks)",
+             "strict unprivileged, the helper gone after setup (2 checks)",
              "state-source=kernel (1 or 2 checks)")
     if why:
         for name in names:
@@ -327,7 +315,8 @@ def main():
         os.chmod(lab.dir, 0o777)
         for test in (test_strict_root, test_strict_unprivileged,
                      test_best_effort_unprivileged, test_strict_helper,
-                     test_helper_crash, test_kernel_source):
+                     test_helper_crash, test_helper_gone_midway,
+                     test_kernel_source):
             try:
                 test(lab)
             except nkvm.NkvmError as exc:
