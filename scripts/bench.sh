@@ -124,6 +124,15 @@ lab_bench() {
     if [ "$status" != 0 ]; then
         msg "$name run ended with status $status; partial results kept"
         [ "$lab_status" != 0 ] || lab_status=$status
+        # The section says which run is missing metrics, and why.
+        /usr/bin/python3 -c '
+import json, sys
+print(json.dumps({"metric": "incomplete", "run": sys.argv[1],
+                  "status": int(sys.argv[2]), "log": sys.argv[3],
+                  "error": sys.argv[4][:300]}))' "$name" "$status" \
+            "build/bench/$name.log" \
+            "$(grep -E 'Error|error:' "$out/$name.log" | tail -n 1)" \
+            >> "$results"
     fi
 }
 

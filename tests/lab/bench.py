@@ -827,7 +827,8 @@ def why_missed(r):
 def render(recs, wall=None, raw=None):
     meta_rec = next((r for r in recs if r["metric"] == "meta"), {})
     host = next((r for r in recs if r["metric"] == "host"), {})
-    rows = table_rows(r for r in recs if r["metric"] not in ("meta", "host"))
+    rows = table_rows(r for r in recs
+                      if r["metric"] not in ("meta", "host", "incomplete"))
     head = ("Metric", "Stock (median)", "Fork (median)",
             "Fork vs stock: median [95 % interval]", "Target", "Verdict")
     lines = ["| " + " | ".join(head) + " |",
@@ -872,6 +873,10 @@ def render(recs, wall=None, raw=None):
            "", "::", ""]
     out += ["   " + ln for ln in lines]
     out += ["", "Notes:", ""]
+    out += [f"- Incomplete: the ``{r['run']}`` lab run ended with status "
+            f"{r['status']} (``{r['log']}``), so its metrics are missing or "
+            f"partial; its last error: ``{r['error'] or 'none printed'}``."
+            for r in recs if r["metric"] == "incomplete"]
     for m in recs:
         if m["metric"] == "meta" and m.get("state_source", "auto") != "auto":
             src = m["state_source"]
