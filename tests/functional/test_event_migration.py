@@ -285,7 +285,7 @@ def test_helper_gone_midway(lab):
     info = nkvm.migrate(src, dst, timeout=TIMEOUT, started=kill_helper)
     tap.check(info.get("status") == "completed",
               "strict, the helper gone after the migration's setup: its "
-              "events stay open, the final stop arms them, and the "
+              "events stay open, the final stop enables them, and the "
               "migration completes",
               f"{info.get('status')}: {info.get('error-desc', '')}")
     finish(dst, "strict, the helper gone after setup: the guest passes on "
