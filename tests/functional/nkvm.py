@@ -26,12 +26,9 @@ import os
 import re
 import shutil
 import signal
-import socket
-import struct
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -276,64 +273,6 @@ def unprivileged_wrapper():
     """Run QEMU as nobody, without capabilities, as under libvirt."""
     return ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}",
             "--clear-groups", "--inh-caps=-all", "--bounding-set=-all"]
-
-
-# nested-helper-proto.h: magic, op, tid, reserved; the ops
-HELPER_REQUEST = struct.Struct("=IIiI")
-HELPER_OP_FORMATS = 1
-HELPER_OP_OPEN = 2
-
-
-class HelperProxy(threading.Thread):
-    """An observer helper that dies when told: it listens at PATH and
-    passes each request on to the real helper at REAL, replies and file
-    descriptors included, except the 'open' requests for which
-    HANG_UP(n) is true, n being the number of 'formats' requests so far
-    (QEMU asks for the formats once per arming, then opens each vCPU's
-    events): those it hangs up on without a reply, as a helper that
-    crashed would.  HUNG_UP counts them."""
-
-    def __init__(self, path, real, hang_up):
-        super().__init__(daemon=True)
-        self.real = str(real)
-        self.hang_up = hang_up
-        self.formats = 0
-        self.hung_up = 0
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        self.sock.bind(str(path))
-        os.chmod(path, 0o666)
-        self.sock.listen(8)
-
-    def run(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return          # closed by stop()
-            with conn:
-                self.serve(conn)
-
-    def serve(self, conn):
-        req = conn.recv(HELPER_REQUEST.size)
-        op = HELPER_REQUEST.unpack_from(req)[1] \
-            if len(req) == HELPER_REQUEST.size else None
-        if op == HELPER_OP_FORMATS:
-            self.formats += 1
-        elif self.hang_up(self.formats):
-            self.hung_up += 1
-            return
-        with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as real:
-            real.connect(self.real)
-            real.send(req)
-            msg, fds, _, _ = socket.recv_fds(real, 1 << 16, 8)
-            try:
-                socket.send_fds(conn, [msg], fds)
-            finally:
-                for fd in fds:
-                    os.close(fd)
-
-    def stop(self):
-        self.sock.close()
 
 
 def start_observer_helper(directory, timeout=5.0, path=None, group=None):
