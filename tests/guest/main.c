@@ -386,6 +386,12 @@ static void scenario_svm_fidelity_main(void)
     check_no_other_vectors();
 }
 
+static void scenario_vmx_inject_main(void)
+{
+    scenario_vmx_inject(check_eq);      /* vmx-inject.c */
+    check_no_other_vectors();
+}
+
 /* svm-timer.c installs its own IDT, as events.c does */
 static void scenario_svm_timer_main(void)
 {
@@ -419,6 +425,7 @@ static const Scenario scenarios[] = {
     { "svm-nrip", scenario_svm_nrip_main },
     { "svm-fidelity", scenario_svm_fidelity_main },
     { "svm-timer", scenario_svm_timer_main },
+    { "vmx-inject", scenario_vmx_inject_main },
     { "torture", scenario_torture_main },
     { "events-nmi-held", scenario_events_nmi_held_main },
     { "events-stream", scenario_events_stream_main },

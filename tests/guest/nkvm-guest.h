@@ -184,6 +184,13 @@ void scenario_svm_nrip(void (*check)(const char *desc, uint64_t got,
 void scenario_svm_fidelity(void (*check)(const char *desc, uint64_t got,
                                          uint64_t expected));
 
+/*
+ * vmx-inject.c: the "vmx-inject" scenario, one VMX injection of each
+ * event type (docs/vmx-torture.rst)
+ */
+void scenario_vmx_inject(void (*check)(const char *desc, uint64_t got,
+                                       uint64_t expected));
+
 /* svm-timer.c: L1's periodic timer while L2 loops on I/O (INTR exits) */
 void scenario_svm_timer(void (*check)(const char *desc, uint64_t got,
                                       uint64_t expected));
