@@ -413,7 +413,7 @@ static void scenario_events_stream_main(void)
 
 static void scenario_torture_main(void)
 {
-    uint64_t bad = scenario_torture(cmdline);   /* svm-torture.c */
+    uint64_t bad = scenario_torture(cmdline);   /* torture.c */
 
     check_eq("torture: nothing lost, duplicated or misdirected", bad, 0);
 }

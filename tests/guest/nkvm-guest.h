@@ -228,7 +228,7 @@ void scenario_events_stream(void (*check)(const char *desc, uint64_t got,
                                           uint64_t expected));
 
 /*
- * svm-torture.c: the "torture" scenario; cmdline may hold rounds=N and
+ * torture.c: the "torture" scenario; cmdline may hold rounds=N and
  * seed=N.  Returns how many events went wrong (0: all right).
  */
 uint64_t scenario_torture(const char *cmdline);

@@ -60,7 +60,6 @@ static IdtGate l2_idt[256] __attribute__((aligned(PAGE_SIZE)));
 static VmxGuestRegs l2_regs;
 static VmxCaps caps;
 static bool launched;
-static bool vnmi;
 static void (*check)(const char *desc, uint64_t got, uint64_t expected);
 
 static void report(const char *name, const char *what, uint64_t got,
@@ -84,34 +83,12 @@ static uint64_t ept_init(void)
 /* The controls this scenario needs; false (reported) if one is missing */
 static bool vmcs_controls(void)
 {
-    uint32_t missing = 0, pin, proc, proc2, exit, entry;
+    uint32_t missing = vmx_vmcs_setup(&caps, 0, PIN_NMI_EXITING |
+                                      PIN_VIRTUAL_NMIS, ept_init());
 
-    pin = vmx_control(caps.pin, PIN_NMI_EXITING | PIN_VIRTUAL_NMIS,
-                      &missing);
-    proc = vmx_control(caps.proc, PROC_HLT_EXITING | PROC_UNCOND_IO_EXITING |
-                       PROC_SECONDARY, &missing);
-    proc2 = vmx_control(caps.proc2, PROC2_EPT, &missing);
-    exit = vmx_control(caps.exit, EXIT_HOST_64, &missing);
-    entry = vmx_control(caps.entry, ENTRY_IA32E_GUEST, &missing);
-    /* EFER is the same on both sides; loading it is tidy, not needed */
-    exit |= vmx_control(caps.exit, EXIT_SAVE_EFER | EXIT_LOAD_EFER,
-                        &(uint32_t){0});
-    entry |= vmx_control(caps.entry, ENTRY_LOAD_EFER, &(uint32_t){0});
     report("controls", "every control the scenario needs is allowed",
            missing, 0);
-    if (missing) {
-        return false;
-    }
-    vnmi = pin & PIN_VIRTUAL_NMIS;
-    vmwrite(VMCS_PIN_CONTROLS, pin);
-    vmwrite(VMCS_PROC_CONTROLS, proc);
-    vmwrite(VMCS_PROC_CONTROLS2, proc2);
-    vmwrite(VMCS_EXIT_CONTROLS, exit);
-    vmwrite(VMCS_ENTRY_CONTROLS, entry);
-    vmwrite(VMCS_EXCEPTION_BITMAP, 0);
-    vmwrite(VMCS_EPT_POINTER, ept_init());
-    vmx_vmcs_host_l1(0, exit);
-    return true;
+    return !missing;
 }
 
 /* L2 at rip on an empty stack, nothing to inject */
@@ -236,7 +213,7 @@ static void run_inject(const InjectCase *c)
            GDT_CODE64);
     report(c->name, "CR2 is what L1 left in it", vmx_l2_cr2,
            PF_CR2 ^ c->info);
-    if (type == INTR_TYPE_NMI && vnmi) {
+    if (type == INTR_TYPE_NMI) {
         report(c->name, "virtual NMIs blocked until L2's IRET",
                vmread(VMCS_GUEST_INTERRUPTIBILITY) & INTERRUPTIBILITY_NMI,
                INTERRUPTIBILITY_NMI);

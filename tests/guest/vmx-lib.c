@@ -172,6 +172,34 @@ void vmx_vmcs_host_l1(unsigned cpu, uint32_t exit_ctls)
     /* HOST_RSP is written by vmx_run(), which knows its stack */
 }
 
+uint32_t vmx_vmcs_setup(const VmxCaps *caps, unsigned cpu, uint32_t pin_want,
+                        uint64_t eptp)
+{
+    uint32_t missing = 0, spare = 0, pin, proc, proc2, exit, entry;
+
+    pin = vmx_control(caps->pin, pin_want, &missing);
+    proc = vmx_control(caps->proc, PROC_HLT_EXITING | PROC_UNCOND_IO_EXITING |
+                       PROC_SECONDARY, &missing);
+    proc2 = vmx_control(caps->proc2, PROC2_EPT, &missing);
+    /* EFER is the same on both sides: loading it is tidy, not needed */
+    exit = vmx_control(caps->exit, EXIT_HOST_64, &missing) |
+           vmx_control(caps->exit, EXIT_SAVE_EFER | EXIT_LOAD_EFER, &spare);
+    entry = vmx_control(caps->entry, ENTRY_IA32E_GUEST, &missing) |
+            vmx_control(caps->entry, ENTRY_LOAD_EFER, &spare);
+    if (missing) {
+        return missing;
+    }
+    vmwrite(VMCS_PIN_CONTROLS, pin);
+    vmwrite(VMCS_PROC_CONTROLS, proc);
+    vmwrite(VMCS_PROC_CONTROLS2, proc2);
+    vmwrite(VMCS_EXIT_CONTROLS, exit);
+    vmwrite(VMCS_ENTRY_CONTROLS, entry);
+    vmwrite(VMCS_EXCEPTION_BITMAP, 0);
+    vmwrite(VMCS_EPT_POINTER, eptp);
+    vmx_vmcs_host_l1(cpu, exit);
+    return 0;
+}
+
 static void guest_segment(unsigned seg, uint16_t sel, uint32_t limit,
                           uint64_t base, uint32_t ar)
 {

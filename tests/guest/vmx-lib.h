@@ -250,6 +250,15 @@ const char *vmx_vmcs_load(const VmxCaps *caps, void *vmcs);
  */
 void vmx_vmcs_host_l1(unsigned cpu, uint32_t exit_ctls);
 /*
+ * The controls every VMX scenario uses, written into the current VMCS
+ * with the host state: the pin-based controls pin_want, HLT and I/O
+ * exiting, EPT with eptp, a 64-bit host and an IA-32e guest, EFER
+ * loaded both ways where allowed, no exception exits.  Returns the
+ * wanted bits the CPU cannot set (and writes nothing), else 0.
+ */
+uint32_t vmx_vmcs_setup(const VmxCaps *caps, unsigned cpu, uint32_t pin_want,
+                        uint64_t eptp);
+/*
  * Guest state that mirrors L1: flat 64-bit segments of L1's GDT, a busy
  * TSS in TR, L1's control registers and EFER, RFLAGS 0x2, nothing to
  * inject.  The caller sets RIP, RSP and the IDTR.

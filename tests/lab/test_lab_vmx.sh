@@ -40,7 +40,7 @@ selftests=(state_test vmx_close_while_nested_test nested_exceptions_test
 if [ -n "${LAB_VMX_SELFTESTS:-}" ]; then
     read -r -a selftests <<< "$LAB_VMX_SELFTESTS"
 fi
-known_bochs=(vmx_preemption_timer_test)
+known_bochs=(vmx_preemption_timer_test bochs-vnmi)
 
 number=0
 failures=0

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """
-The torture guest (tests/guest/svm-torture.c) as a libvirt domain, in a
+The torture guest (tests/guest/torture.c) as a libvirt domain, in a
 lab L1, in the root that tests/lab/in-l1-libvirt.sh builds: Debian 12's
 libvirtd 9.0, unpatched, starts the fork through
 scripts/libvirt/nested-kvm-emulator as libvirt-qemu, with no

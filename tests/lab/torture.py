@@ -2,7 +2,7 @@
 """
 Nested torture: live-migrate the test guest's "torture" scenario (a test
 hypervisor that keeps injecting events into its L2, see
-tests/guest/svm-torture.c) back and forth between two QEMU processes,
+tests/guest/torture.c) back and forth between two QEMU processes,
 and count what got lost.  Meant for the lab (docs/lab.rst), where
 /dev/kvm is a real kvm_amd with nested SVM.
 
