@@ -40,7 +40,11 @@ selftests=(state_test vmx_close_while_nested_test nested_exceptions_test
 if [ -n "${LAB_VMX_SELFTESTS:-}" ]; then
     read -r -a selftests <<< "$LAB_VMX_SELFTESTS"
 fi
-known_bochs=(vmx_preemption_timer_test bochs-vnmi)
+# LAB_VMX_BOCHS: 3.0 (built from source, the default) or 2.7 (Debian
+# 12's), whose virtual-NMI defect fails L1's NMI check in the torture.
+bochs=${LAB_VMX_BOCHS:-3.0}
+known_bochs=(vmx_preemption_timer_test)
+[ "$bochs" = 3.0 ] || known_bochs+=(bochs-vnmi)
 
 number=0
 failures=0
@@ -80,7 +84,8 @@ done
 
 for k in "${kernels[@]}"; do
     out=$(mktemp)
-    "$top/scripts/lab" run --vmx --kernel "$k" --timeout "$timeout" \
+    "$top/scripts/lab" run --vmx --bochs "$bochs" --kernel "$k" \
+        --timeout "$timeout" \
         --ship "$build/firmware" -- \
         bash "$top/tests/lab/in-l1-vmx.sh" --timeout 120 --qemu "$qemu" \
         --firmware "$build/firmware" --guest "$guest" "${bins[@]}" > "$out"
