@@ -79,7 +79,14 @@ TRACE_EVENTS = ("kvm_entry", "kvm_exit", "kvm_nested_vmexit",
                 "kvm_nested_vmexit_inject", "kvm_nested_vmenter",
                 "kvm_nested_vmrun", "kvm_inj_virq", "kvm_inj_exception",
                 "kvm_userspace_exit")
-EXITINTINFO_FIELDS = ("exit_int_info", "intr_info", "exit_intr_info")
+# The field of kvm_nested_vmexit that holds the delivery an exit cut
+# short: on SVM EXITINTINFO (intr_info, from svm_get_exit_info()); on
+# VMX the IDT-vectoring information, which vmx_get_exit_info() passes as
+# info2 (intr_info is the exit's own interruption information there).
+EXITINTINFO_FIELDS = {
+    "svm": ("exit_int_info", "intr_info", "exit_intr_info"),
+    "vmx": ("info2",),
+}
 INSTANCE = "nkvm-torture"
 # What strict mode says when it refuses to save a vCPU it cannot judge
 STRICT_REFUSALS = ("cannot tell whether L1's event is in flight",
@@ -200,8 +207,8 @@ class Tracer:
             if "kvm_nested_vmexit" not in self.formats:
                 raise OSError("no kvm:kvm_nested_vmexit tracepoint")
             nv = self.formats["kvm_nested_vmexit"]
-            self.eii_field = next((f for f in EXITINTINFO_FIELDS
-                                   if f in nv.fields), None)
+            self.eii_field = next((f for f in EXITINTINFO_FIELDS[
+                host_vendor()] if f in nv.fields), None)
             if self.eii_field is None:
                 raise OSError("kvm_nested_vmexit prints no EXITINTINFO "
                               f"(fields {sorted(nv.fields)})")
@@ -352,10 +359,22 @@ class RemoteTracer:
         """The agent closes its Tracer when it ends."""
 
 
+def host_vendor():
+    """svm or vmx: which nested virtualization this host's KVM runs."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return "svm"
+    return "vmx" if re.search(r"^flags\s*:.*\bvmx\b", text, re.M) else "svm"
+
+
 def event_kind(eii):
-    """Name an EXITINTINFO the way the guest names its event types."""
+    """Name an EXITINTINFO (or VMX's IDT-vectoring information) the way
+    the guest names its event types: INT3 and INTO are type 3 on SVM,
+    type 6 (software exception) on VMX."""
     kind, vec = (eii >> 8) & 7, eii & 0xff
     names = {(4, 0x82): "soft_int", (3, 3): "int3", (3, 4): "into",
+             (6, 3): "int3", (6, 4): "into",
              (0, 0x41): "intr", (3, 13): "gp", (3, 14): "pf"}
     if kind == 2:
         return "nmi"
