@@ -39,6 +39,23 @@ repeat=${TORTURE_RUNS:-1}
 outdir=docs/results/torture-pairs
 mkdir -p "$outdir" build/torture
 results=$outdir/$(date -u +%Y-%m-%d).jsonl
+
+# result_line LOG: torture.py's last JSON line in LOG.  Host B's lab
+# messages ("[b] ...") share the terminal and once landed inside that
+# line, so they are taken out before it is looked for.
+result_line() {
+    /usr/bin/python3 -c '
+import json, re, sys
+text = re.sub(r"\[[ab]\] [^\n]*\n", "", open(sys.argv[1], errors="replace").read())
+for line in reversed(text.splitlines()):
+    if line.startswith("{"):
+        try:
+            json.loads(line)
+        except ValueError:
+            continue
+        print(line)
+        break' "$1"
+}
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 status=0
 total=$(( repeat * $(wc -w <<<"$pairs") * $(wc -w <<<"$cpus_list") *
@@ -65,7 +82,7 @@ for pair in $pairs; do
                 --control-seconds "$control" --max-gap "$max_gap" $mode \
                 2>&1 | tee "$log" >&2
             rc=${PIPESTATUS[0]}
-            line=$(grep '^{' "$log" | tail -1)
+            line=$(result_line "$log")
             [ -n "$line" ] || line="{\"accel\": \"$a\", \"error\": \"no result, status $rc\"}"
             /usr/bin/python3 -c '
 import json, sys
