@@ -487,8 +487,8 @@ static void check_in_flight(TortureCpu *c, unsigned k, uint32_t event,
                             uint32_t err, uint32_t *eii, uint32_t eie,
                             const char *what)
 {
-    if (k == EV_NMI && (*eii & ~hv->vector_mask) ==
-        (event & ~hv->vector_mask) && *eii != event) {
+    if (k == EV_NMI && (*eii & ~EVENT_VECTOR_MASK) ==
+        (event & ~EVENT_VECTOR_MASK) && *eii != event) {
         /*
          * The vector of an NMI is ignored (APM vol. 2, 15.20), and
          * KVM re-injects NMIs with vector 0; count it, it is legal.
@@ -496,7 +496,7 @@ static void check_in_flight(TortureCpu *c, unsigned k, uint32_t event,
         c->nmi_vector_ignored++;
         *eii = event;
     }
-    if (*eii != event || (*eii & hv->error_code_bit && eie != err)) {
+    if (*eii != event || (*eii & EVENT_ERROR_CODE && eie != err)) {
         c->stats[k].bad_exitintinfo++;
         diag(c, kinds[k].name, what, ((uint64_t)eie << 32) | *eii,
              ((uint64_t)err << 32) | event);
@@ -511,7 +511,7 @@ static void take_cross_exit(TortureCpu *c, const TortureRound *r,
                             TortureExit *e)
 {
     c->cross_exits++;
-    if (e->eii & hv->valid_bit) {
+    if (e->eii & EVENT_VALID) {
         c->cross_exits_delivering++;
         check_in_flight(c, r->kind, r->event, r->err, &e->eii, e->eie,
                         "EXITINTINFO on an IPI or NMI");
@@ -608,7 +608,7 @@ static void run_round(TortureCpu *c)
         diag(c, kind->name, "exit code (RIP in the next line)", e.code,
              hv->hcall_exit);
         diag(c, kind->name, "exit RIP, EXITINTINFO", e.rip, e.eii);
-    } else if (e.eii & hv->valid_bit) {
+    } else if (e.eii & EVENT_VALID) {
         /* an intercepted hypercall interrupts no delivery */
         st->bad_exitintinfo++;
         diag(c, kind->name, "EXITINTINFO on the hypercall", e.eii, 0);

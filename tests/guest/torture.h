@@ -146,6 +146,22 @@ typedef struct TortureExit {
     uint32_t insn_len;          /* VMX: the exit's instruction length */
 } TortureExit;
 
+/*
+ * SVM's EVENTINJ and EXITINTINFO (APM vol. 2, 15.20) and VMX's
+ * interruption information (SDM Vol. 3C, 25.8.3) lay out the bits
+ * torture.c reads the same way: vector 7:0, type 10:8 (the values
+ * differ, which encode() handles), error code valid 11, valid 31.
+ */
+#define EVENT_VECTOR_MASK       0xffu
+#define EVENT_ERROR_CODE        (1u << 11)
+#define EVENT_VALID             (1u << 31)
+_Static_assert(EVTINJ_VEC_MASK == EVENT_VECTOR_MASK &&
+               INTR_INFO_VECTOR_MASK == EVENT_VECTOR_MASK &&
+               EVTINJ_EV == EVENT_ERROR_CODE &&
+               INTR_INFO_DELIVER_CODE == EVENT_ERROR_CODE &&
+               EVTINJ_VALID == EVENT_VALID && INTR_INFO_VALID == EVENT_VALID,
+               "the event formats torture.c reads without its back end");
+
 /* The nested page-table entries torture.c asks a back end for */
 enum { NPTE_TABLE, NPTE_2M, NPTE_4K };
 
@@ -157,9 +173,6 @@ typedef struct TortureHv {
     uint8_t hcall[3];
     uint64_t hcall_exit;        /* its exit code, for diagnostics */
     uint32_t (*encode)(const EventKind *k);
-    uint32_t valid_bit;         /* in encode()'s and eii's format */
-    uint32_t vector_mask;
-    uint32_t error_code_bit;
     uint64_t (*npte)(uint64_t pa, int level);   /* 0: not mapped */
     /* enable, then build the VMCB or VMCS around nested root ncr3 */
     void (*cpu_start)(TortureCpu *c, uint64_t ncr3);

@@ -138,7 +138,12 @@ const char *vmx_vmcs_load(const VmxCaps *caps, void *vmcs)
     return fail ? "VMPTRLD failed" : NULL;
 }
 
-void vmx_vmcs_host_l1(unsigned cpu, uint32_t exit_ctls)
+/*
+ * Host state of the current VMCS: this vCPU's control registers, GDT,
+ * IDT, TSS and EFER, with vmx_run()'s exit point as RIP.  exit_ctls
+ * tells whether the host EFER is loaded.
+ */
+static void vmx_vmcs_host_l1(unsigned cpu, uint32_t exit_ctls)
 {
     struct __attribute__((packed)) { uint16_t limit; uint64_t base; } idtr;
     uint64_t cr;

@@ -244,12 +244,6 @@ const char *vmx_enable(const VmxCaps *caps, unsigned cpu, void *region);
 /* VMCLEAR and VMPTRLD vmcs.  Returns NULL or what failed. */
 const char *vmx_vmcs_load(const VmxCaps *caps, void *vmcs);
 /*
- * Host state of the current VMCS: this vCPU's control registers, GDT,
- * IDT, TSS and EFER, with vmx_run()'s exit point as RIP.  exit_ctls
- * tells whether the host EFER is loaded.
- */
-void vmx_vmcs_host_l1(unsigned cpu, uint32_t exit_ctls);
-/*
  * The controls every VMX scenario uses, written into the current VMCS
  * with the host state: the pin-based controls pin_want, HLT and I/O
  * exiting, EPT with eptp, a 64-bit host and an IA-32e guest, EFER

@@ -171,14 +171,13 @@ static void vmx_torture_run(TortureCpu *c, TortureExit *e)
         break;
     case EXIT_REASON_EXTINT:
         e->what = TEXIT_CROSS;
-        take_l1_event(reason);
         break;
     default:
         e->what = is_nmi_exit(reason) ? TEXIT_CROSS : TEXIT_OTHER;
-        if (e->what == TEXIT_CROSS) {
-            take_l1_event(reason);
-        }
         break;
+    }
+    if (e->what == TEXIT_CROSS) {
+        take_l1_event(reason);
     }
 }
 
@@ -222,9 +221,6 @@ const TortureHv torture_vmx = {
     .hcall = { 0x0f, 0x01, 0xc1 },      /* VMCALL */
     .hcall_exit = EXIT_REASON_VMCALL,
     .encode = vmx_torture_encode,
-    .valid_bit = INTR_INFO_VALID,
-    .vector_mask = INTR_INFO_VECTOR_MASK,
-    .error_code_bit = INTR_INFO_DELIVER_CODE,
     .npte = vmx_torture_npte,
     .cpu_start = vmx_torture_cpu_start,
     .round_load = vmx_torture_round_load,
