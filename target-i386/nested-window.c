@@ -37,16 +37,25 @@ const char *const *nested_trace_names(NestedTraceKind kind)
     }
 }
 
-/* The fields each kind must have, in the order a then b. */
+/* The fields each kind must have, in the order a, b, c. */
 static const char *field_name(NestedTraceKind kind, int which)
 {
+    static const char *const vmexit_fields[] = {
+        "intr_info", "error_code", "info2",
+    };
+
     if (kind == NESTED_TRACE_VMENTER) {
         return which == 0 ? "event_inj" : NULL;
     }
     if (kind == NESTED_TRACE_VMEXIT) {
-        return which == 0 ? "intr_info" : "error_code";
+        return vmexit_fields[which];
     }
     return NULL;
+}
+
+static NestedTraceField *event_field(NestedTraceEvent *ev, int which)
+{
+    return which == 0 ? &ev->a : which == 1 ? &ev->b : &ev->c;
 }
 
 static bool parse_number(const char *line, const char *key, uint32_t *out)
@@ -123,10 +132,13 @@ bool nested_trace_parse_format(NestedTraceFormat *fmt, NestedTraceKind kind,
         }
         if (!strcmp(name, "common_type")) {
             common = f;
-        } else if (field_name(kind, 0) && !strcmp(name, field_name(kind, 0))) {
-            ev->a = f;
-        } else if (field_name(kind, 1) && !strcmp(name, field_name(kind, 1))) {
-            ev->b = f;
+            continue;
+        }
+        for (int which = 0; which < 3; which++) {
+            if (field_name(kind, which) &&
+                !strcmp(name, field_name(kind, which))) {
+                *event_field(ev, which) = f;
+            }
         }
     }
     if (!have_id) {
@@ -140,8 +152,8 @@ bool nested_trace_parse_format(NestedTraceFormat *fmt, NestedTraceKind kind,
                     nested_trace_names(kind)[0], common.size);
         return false;
     }
-    for (int which = 0; which < 2; which++) {
-        const NestedTraceField *f = which ? &ev->b : &ev->a;
+    for (int which = 0; which < 3; which++) {
+        const NestedTraceField *f = event_field(ev, which);
 
         if (field_name(kind, which) && (f->size < 1 || f->size > 8)) {
             g_set_error(errp, NESTED_EVENT_ERROR, NESTED_EVENT_ERROR_INVALID,
@@ -175,7 +187,7 @@ static bool read_field(const uint8_t *raw, size_t len,
 bool nested_trace_decode(const NestedTraceFormat *fmt, const uint8_t *raw,
                          size_t len, NestedTraceRecord *rec, GError **errp)
 {
-    uint64_t type, a = 0, b = 0;
+    uint64_t type, a = 0, b = 0, c = 0;
 
     memset(rec, 0, sizeof(*rec));
     if (!read_field(raw, len, &fmt->common_type, &type)) {
@@ -190,7 +202,8 @@ bool nested_trace_decode(const NestedTraceFormat *fmt, const uint8_t *raw,
             continue;
         }
         if ((ev->a.size && !read_field(raw, len, &ev->a, &a)) ||
-            (ev->b.size && !read_field(raw, len, &ev->b, &b))) {
+            (ev->b.size && !read_field(raw, len, &ev->b, &b)) ||
+            (ev->c.size && !read_field(raw, len, &ev->c, &c))) {
             g_set_error(errp, NESTED_EVENT_ERROR,
                         NESTED_EVENT_ERROR_TRUNCATED,
                         "%s record.size=%zu: shorter than its format",
@@ -200,6 +213,7 @@ bool nested_trace_decode(const NestedTraceFormat *fmt, const uint8_t *raw,
         rec->kind = k;
         rec->info = a;
         rec->error_code = b;
+        rec->info2 = c;
         return true;
     }
     return false;
@@ -238,19 +252,35 @@ static void unknown(NestedWindow *w, const char *why)
 }
 
 /*
- * The newest record decides.  An exit reflected to L1 (the observer's
- * rings have none: a vCPU in guest mode got there by a later VMRUN), an
- * L1 VMRUN (the event, if any, is still in the cached EVENTINJ that the
- * nested state carries), or an exit with nothing in EXITINTINFO leave
- * nothing hidden.
- * An exit with an event in EXITINTINFO is followed back: while every
- * older exit carried the same event it was never delivered, and if the
- * chain ends at an L1 VMRUN that injected it, it is L1's.
+ * The delivery an exit from L2 cut short, as vmexit records carry it
+ * (NestedTraceRecord).  VMX's has no error code: 0 compares equal.
  */
-void nested_window_judge(const NestedTraceRecord *recs, size_t n,
-                         bool complete, NestedWindow *w)
+static void exit_event(NestedVendor vendor, const NestedTraceRecord *r,
+                       uint32_t *info, uint32_t *err)
 {
-    const NestedTraceRecord *top = &recs[0];
+    if (vendor == NESTED_VENDOR_VMX) {
+        *info = r->info2;
+        *err = 0;
+    } else {
+        *info = r->info;
+        *err = r->error_code;
+    }
+}
+
+/*
+ * The newest record decides.  An exit reflected to L1 (the observer's
+ * rings have none: a vCPU in guest mode got there by a later entry), an
+ * L1 entry (the event, if any, is still in the cached EVENTINJ or
+ * VM-entry fields that the nested state carries), or an exit with
+ * nothing being vectored leave nothing hidden.
+ * An exit with an event being vectored is followed back: while every
+ * older exit carried the same event it was never delivered, and if the
+ * chain ends at an L1 entry that injected it, it is L1's.
+ */
+void nested_window_judge(NestedVendor vendor, const NestedTraceRecord *recs,
+                         size_t n, bool complete, NestedWindow *w)
+{
+    uint32_t top, top_err;
 
     memset(w, 0, sizeof(*w));
     if (n == 0) {
@@ -258,36 +288,37 @@ void nested_window_judge(const NestedTraceRecord *recs, size_t n,
                 "began" : "the trace ring holds no nested record");
         return;
     }
-    if (top->kind != NESTED_TRACE_VMEXIT ||
-        !(top->info & NESTED_INTINFO_VALID)) {
+    exit_event(vendor, &recs[0], &top, &top_err);
+    if (recs[0].kind != NESTED_TRACE_VMEXIT || !(top & NESTED_INTINFO_VALID)) {
         return;
     }
     for (size_t i = 1; i < n; i++) {
         const NestedTraceRecord *r = &recs[i];
+        uint32_t info, err;
 
         switch (r->kind) {
         case NESTED_TRACE_VMEXIT:
-            if (!same_event(top->info, top->error_code, r->info,
-                            r->error_code)) {
+            exit_event(vendor, r, &info, &err);
+            if (!same_event(top, top_err, info, err)) {
                 return;     /* KVM's or L2's own event, not L1's */
             }
             break;
         case NESTED_TRACE_VMENTER:
-            /* The tracepoint has no event_inj_err: compare the rest. */
-            if (same_event(top->info, 0, r->info, 0)) {
+            /* The tracepoint has no error code: compare the rest. */
+            if (same_event(top, 0, r->info, 0)) {
                 w->verdict = NESTED_WINDOW_L1_EVENT;
-                w->exit_int_info = top->info;
-                w->exit_int_info_err = top->error_code;
+                w->event_info = top;
+                w->event_err = top_err;
             }
             return;
         default:
-            unknown(w, "an exit to L1 without a later VMRUN precedes an "
+            unknown(w, "an exit to L1 without a later entry precedes an "
                     "exit from L2");
             return;
         }
     }
     unknown(w, complete ? "the event was in flight before observation "
-            "began" : "the trace ring overwrote the VMRUN that started "
+            "began" : "the trace ring overwrote the entry that started "
             "the event's delivery");
 }
 
@@ -304,12 +335,66 @@ static bool disagree(GError **errp, const NestedEvent *seen,
     return false;
 }
 
+/*
+ * SVM: EXITINTINFO and its error code are the event; a soft one returns
+ * to vmcb12 NextRIP, which KVM keeps while it re-injects.
+ */
+static bool seen_svm(const NestedWindow *w, uint64_t rip, uint64_t cs_base,
+                     const NestedStateView *ns, NestedEvent *seen,
+                     GError **errp)
+{
+    if (!nested_event_from_svm(NESTED_INTINFO_SVM_EXITINTINFO,
+                               w->event_info, w->event_err, seen, errp)) {
+        return false;
+    }
+    if (nested_event_type_is_soft(seen->type)) {
+        nested_event_set_svm_soft_rips(seen, rip, cs_base, ns->svm_next_rip);
+    }
+    return true;
+}
+
+/*
+ * VMX: kvm_nested_vmexit has neither the IDT-vectoring error code nor
+ * the instruction length KVM re-injects with (event_exit_inst_len).  An
+ * event L1 injected has both in vmcs12's VM-entry fields, which KVM
+ * leaves alone until an exit to L1 (prepare_vmcs12() clears the valid
+ * bit there), and for a soft event cut short the exit's instruction
+ * length is the entry's (SDM vol. 3C 27.2.5).  So they are taken from
+ * vmcs12, once its VM-entry information is seen to be that event.
+ */
+static bool seen_vmx(const NestedWindow *w, uint64_t rip, uint64_t cs_base,
+                     const NestedStateView *ns, NestedEvent *seen,
+                     GError **errp)
+{
+    if (!(ns->vmx_entry_intr_info & NESTED_INTINFO_VALID) ||
+        event_key(ns->vmx_entry_intr_info) != event_key(w->event_info)) {
+        return nested_event_fail(errp, NESTED_EVENT_ERROR_INCONSISTENT,
+                                 "vmcs12.vm_entry_intr_info_field=0x%x: "
+                                 "not L1's event in flight (IDT-vectoring "
+                                 "information 0x%x)",
+                                 ns->vmx_entry_intr_info, w->event_info);
+    }
+    if (!nested_event_from_vmx(NESTED_INTINFO_VMX_IDT_VECTORING,
+                               w->event_info,
+                               ns->vmx_entry_exception_error_code,
+                               ns->vmx_entry_instruction_len, seen, errp)) {
+        return false;
+    }
+    if (nested_event_type_is_soft(seen->type)) {
+        seen->old_rip = rip;
+        seen->next_rip = rip + seen->insn_len;
+        seen->cs_base = cs_base;
+    }
+    return true;
+}
+
 bool nested_window_apply(NestedEventState *st, const NestedWindow *w,
                          uint64_t rip, uint64_t cs_base,
-                         uint64_t svm_next_rip, GError **errp)
+                         const NestedStateView *ns, GError **errp)
 {
     NestedEvent *cur = &st->l2.injected;
     NestedEvent seen;
+    bool ok;
 
     if (!st->guest_mode || w->verdict == NESTED_WINDOW_CLEAR) {
         return true;
@@ -321,16 +406,15 @@ bool nested_window_apply(NestedEventState *st, const NestedWindow *w,
                     "flight: %s", w->why);
         return false;
     }
-    if (st->vendor != NESTED_VENDOR_SVM) {
-        g_set_error(errp, NESTED_EVENT_ERROR,
-                    NESTED_EVENT_ERROR_UNREPRESENTABLE,
-                    "vendor=vmx: the in-flight observer reads SVM's "
-                    "EXITINTINFO only");
-        return false;
+    if (!ns || !ns->has_vmcs) {
+        return nested_event_fail(errp, NESTED_EVENT_ERROR_INCONSISTENT,
+                                 "guest_mode=1: the nested state has no "
+                                 "vmcb12/vmcs12 for L1's event in flight");
     }
-    if (!nested_event_from_svm(NESTED_INTINFO_SVM_EXITINTINFO,
-                               w->exit_int_info, w->exit_int_info_err,
-                               &seen, errp)) {
+    ok = st->vendor == NESTED_VENDOR_VMX
+         ? seen_vmx(w, rip, cs_base, ns, &seen, errp)
+         : seen_svm(w, rip, cs_base, ns, &seen, errp);
+    if (!ok) {
         return false;
     }
     seen.origin = NESTED_ORIGIN_L1;
@@ -339,7 +423,6 @@ bool nested_window_apply(NestedEventState *st, const NestedWindow *w,
         if (cur->valid) {
             return disagree(errp, &seen, cur);
         }
-        nested_event_set_svm_soft_rips(&seen, rip, cs_base, svm_next_rip);
         *cur = seen;
         return true;
     }

@@ -8,10 +8,12 @@
  * handled during vectoring, and exports neither its origin (an NMI's
  * nmi_l1_to_l2) nor, for INT n / INT3 / INTO, the event at all.  Its
  * tracepoints see every step: kvm_nested_vmenter (or kvm_nested_vmrun
- * on older kernels) records L1's EVENTINJ at VMRUN, kvm_nested_vmexit
- * records each exit from L2 with EXITINTINFO, kvm_nested_vmexit_inject
- * each exit reflected to L1 (which the observer only counts: in guest
- * mode a VMRUN always follows it).  This file parses the tracefs format
+ * on older kernels) records L1's EVENTINJ at VMRUN (VMX: the VM-entry
+ * interruption information at VMLAUNCH/VMRESUME), kvm_nested_vmexit
+ * records each exit from L2 with EXITINTINFO (VMX: the IDT-vectoring
+ * information), kvm_nested_vmexit_inject each exit reflected to L1
+ * (which the observer only counts: in guest mode an entry always
+ * follows it).  This file parses the tracefs format
  * descriptions, decodes raw records and judges the last records of one
  * vCPU; accel-side code (target-i386/mirror/nested-kvm-observe.c)
  * collects them with perf_event_open.  Pure C11 + GLib.
@@ -26,10 +28,11 @@
 #include <glib.h>
 
 #include "nested-events.h"
+#include "nested-state.h"
 
 typedef enum NestedTraceKind {
     NESTED_TRACE_VMENTER,       /* L1 VMRUN: event_inj */
-    NESTED_TRACE_VMEXIT,        /* exit from L2: intr_info, error_code */
+    NESTED_TRACE_VMEXIT,        /* exit from L2: intr_info ... info2 */
     NESTED_TRACE_VMEXIT_INJECT, /* exit reflected to L1 */
     NESTED_TRACE__MAX,
 } NestedTraceKind;
@@ -44,6 +47,7 @@ typedef struct NestedTraceEvent {
     uint16_t id;                /* common_type of its records */
     NestedTraceField a;         /* event_inj / intr_info */
     NestedTraceField b;         /* error_code (vmexit only) */
+    NestedTraceField c;         /* info2 (vmexit only) */
 } NestedTraceEvent;
 
 typedef struct NestedTraceFormat {
@@ -61,10 +65,17 @@ const char *const *nested_trace_names(NestedTraceKind kind);
 bool nested_trace_parse_format(NestedTraceFormat *fmt, NestedTraceKind kind,
                                const char *text, GError **errp);
 
+/*
+ * A vmexit record's fields as KVM's get_exit_info() fills them: on SVM
+ * intr_info is EXITINTINFO and error_code its error code; on VMX
+ * intr_info is the exit's own interruption information, and the
+ * IDT-vectoring information is info2, without its error code.
+ */
 typedef struct NestedTraceRecord {
     NestedTraceKind kind;
-    uint32_t info;              /* EVENTINJ or EXITINTINFO */
-    uint32_t error_code;        /* EXITINTINFO's error code */
+    uint32_t info;              /* event_inj, or the exit's intr_info */
+    uint32_t error_code;        /* the exit's error_code */
+    uint32_t info2;             /* the exit's info2, low 32 bits */
 } NestedTraceRecord;
 
 /*
@@ -82,31 +93,34 @@ typedef enum NestedWindowVerdict {
 
 typedef struct NestedWindow {
     NestedWindowVerdict verdict;
-    uint32_t exit_int_info;     /* L1_EVENT: the event, as EXITINTINFO */
-    uint32_t exit_int_info_err;
+    /* L1_EVENT: the event, as EXITINTINFO (SVM) or IDT-vectoring info */
+    uint32_t event_info;
+    uint32_t event_err;         /* SVM only: VMX's tracepoint lacks it */
     char why[160];              /* UNKNOWN: the reason */
 } NestedWindow;
 
 /*
- * Judge a vCPU's records, newest first.  complete says the ring never
- * overwrote anything since observation began, so that running out of
- * records means there were no more.
+ * Judge a vCPU's records, newest first, read as vendor's exits.
+ * complete says the ring never overwrote anything since observation
+ * began, so that running out of records means there were no more.
  */
-void nested_window_judge(const NestedTraceRecord *recs, size_t n,
-                         bool complete, NestedWindow *w);
+void nested_window_judge(NestedVendor vendor, const NestedTraceRecord *recs,
+                         size_t n, bool complete, NestedWindow *w);
 
 /*
  * Fold a verdict into a model built from KVM_GET_VCPU_EVENTS and
- * KVM_GET_NESTED_STATE (SVM).  svm_next_rip is vmcb12.control.next_rip
- * from the nested state, which holds the return address of L1's soft
- * event while KVM re-injects it (left alone after VMRUN by older
- * kernels, refreshed from vmcb02 at each exit since 778d8c1b2a6f); rip
- * and cs_base are L2's, which KVM rewinds to the event's old RIP.
+ * KVM_GET_NESTED_STATE, whose decoded view is ns.  rip and cs_base are
+ * L2's, which hold the old RIP of an event KVM re-injects.
+ * SVM: vmcb12.control.next_rip is the return address of L1's soft event
+ * (left alone after VMRUN by older kernels, refreshed from vmcb02 at
+ * each exit since 778d8c1b2a6f).  VMX: vmcs12's VM-entry fields hold
+ * the error code and instruction length L1 injected with; they must
+ * still hold the event in flight.
  * An L1_EVENT that disagrees with what KVM reports is an error naming
  * both; an UNKNOWN verdict in guest mode is an error too.
  */
 bool nested_window_apply(NestedEventState *st, const NestedWindow *w,
                          uint64_t rip, uint64_t cs_base,
-                         uint64_t svm_next_rip, GError **errp);
+                         const NestedStateView *ns, GError **errp);
 
 #endif

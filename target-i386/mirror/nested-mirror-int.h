@@ -74,8 +74,8 @@ typedef struct NestedMirror {
     bool put_shadow;
     /* Set by a restoring push: L1's RIP must be primed (prime_state) */
     bool prime_rip;
-    /* vmcb12.control.next_rip at the last get (SVM guest mode) */
-    uint64_t svm_next_rip;
+    /* The nested state decoded at the last get (has_vmcs: it held one) */
+    NestedStateView view;
     /* Armed around a migration or a stop (nested-mirror-migration.c) */
     NestedObserver *observer;
     NestedWindow window;        /* its verdict at the last get */

@@ -178,29 +178,23 @@ static int migration_setup(Error **errp)
         observer_use = OBSERVERS_MIGRATING;
         return 0;
     }
-    switch (guest_vendor()) {
-    case NESTED_VENDOR_NONE:
+    if (guest_vendor() == NESTED_VENDOR_NONE) {
         return 0;
-    case NESTED_VENDOR_VMX:
-        error_setg(&local, "the in-flight observer reads SVM's EXITINTINFO "
-                   "and cannot watch VMX's IDT-vectoring information");
-        break;
-    default:
-        /*
-         * Recording now, the observers would sample every nested entry
-         * and exit while the migration runs; they are opened now, so that
-         * one that cannot be fails while the source still runs, and the
-         * final stop enables them (with stop-settle-ms=0, no stop does).
-         */
-        if (observers_open(&local)) {
-            if (mirror_config.stop_settle_ms) {
-                observer_use = OBSERVERS_AWAITED;
-                return 0;
-            }
-            if (observers_enable(&local)) {
-                observer_use = OBSERVERS_MIGRATING;
-                return 0;
-            }
+    }
+    /*
+     * Recording now, the observers would sample every nested entry and
+     * exit while the migration runs; they are opened now, so that one
+     * that cannot be fails while the source still runs, and the final
+     * stop enables them (with stop-settle-ms=0, no stop does).
+     */
+    if (observers_open(&local)) {
+        if (mirror_config.stop_settle_ms) {
+            observer_use = OBSERVERS_AWAITED;
+            return 0;
+        }
+        if (observers_enable(&local)) {
+            observer_use = OBSERVERS_MIGRATING;
+            return 0;
         }
     }
     if (best_effort()) {
@@ -320,7 +314,7 @@ static bool stop_arms(RunState state)
     }
     return observer_use == OBSERVERS_OFF &&
            state != RUN_STATE_FINISH_MIGRATE &&
-           guest_vendor() == NESTED_VENDOR_SVM;
+           guest_vendor() != NESTED_VENDOR_NONE;
 }
 
 /*
@@ -368,8 +362,7 @@ void nested_mirror_prepare_stop(RunState state)
 
 /*
  * A save of a vCPU in guest mode with no observer (the stop that preceded
- * it did not arm one, or VMX) cannot tell whether L1's event is in
- * flight.
+ * it did not arm one) cannot tell whether L1's event is in flight.
  */
 bool nested_mirror_unobserved(NestedMirror *m)
 {
@@ -439,10 +432,10 @@ static bool judge_observer(X86CPU *cpu, NestedMirror *m, GError **errp)
     if (!watching(m) || !m->model.guest_mode) {
         return true;
     }
-    nested_observer_judge(m->observer, &m->window);
+    nested_observer_judge(m->observer, m->model.vendor, &m->window);
     force_unknown(&m->window);
     return nested_window_apply(&m->model, &m->window, env->eip,
-                               env->segs[R_CS].base, m->svm_next_rip, errp);
+                               env->segs[R_CS].base, &m->view, errp);
 }
 
 bool nested_mirror_judge(X86CPU *cpu, NestedMirror *m, GError **errp)

@@ -245,10 +245,9 @@ static bool nested_mirror_build_model(X86CPU *cpu, NestedMirror *m,
                                       GError **errp)
 {
     CPUX86State *env = &cpu->env;
-    NestedStateView view;
 
     nested_event_state_init(&m->model, nested_mirror_vendor(env));
-    m->svm_next_rip = 0;
+    memset(&m->view, 0, sizeof(m->view));
     if (!m->have_events) {
         g_set_error(errp, NESTED_EVENT_ERROR, NESTED_EVENT_ERROR_INVALID,
                     "no vCPU events were read from KVM");
@@ -256,13 +255,10 @@ static bool nested_mirror_build_model(X86CPU *cpu, NestedMirror *m,
     }
     if (env->nested_state &&
         (!nested_state_decode((const uint8_t *)env->nested_state,
-                              env->nested_state->size, &view, errp) ||
-         !nested_event_import_nested_state(&m->model, &view, env->eip,
+                              env->nested_state->size, &m->view, errp) ||
+         !nested_event_import_nested_state(&m->model, &m->view, env->eip,
                                            env->segs[R_CS].base, errp))) {
         return false;
-    }
-    if (env->nested_state && view.has_vmcs) {
-        m->svm_next_rip = view.svm_next_rip;
     }
     return nested_event_import_vcpu_events(&m->model, &m->events, errp);
 }

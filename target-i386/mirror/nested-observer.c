@@ -285,7 +285,8 @@ bool nested_observer_crossed_boundary(NestedObserver *o)
            observer_count(o, NESTED_TRACE_VMEXIT_INJECT);
 }
 
-void nested_observer_judge(NestedObserver *o, NestedWindow *w)
+void nested_observer_judge(NestedObserver *o, NestedVendor vendor,
+                           NestedWindow *w)
 {
     g_autofree NestedTraceRecord *recs =
         g_new0(NestedTraceRecord, OBSERVER_MAX_RECORDS);
@@ -299,8 +300,8 @@ void nested_observer_judge(NestedObserver *o, NestedWindow *w)
         w->verdict = NESTED_WINDOW_UNKNOWN;
         g_strlcpy(w->why, gerr->message, sizeof(w->why));
     } else {
-        nested_window_judge(recs, n, complete, w);
+        nested_window_judge(vendor, recs, n, complete, w);
     }
     trace_nested_observer_judge(o->cpu_index, n, complete, w->verdict,
-                                w->exit_int_info);
+                                w->event_info);
 }

@@ -57,7 +57,8 @@ void nested_observer_forget(NestedObserver *o);
  * Judge the records so far (nested-window.c).  Call it only while the
  * vCPU is stopped: its thread writes the ring while it runs.
  */
-void nested_observer_judge(NestedObserver *o, NestedWindow *w);
+void nested_observer_judge(NestedObserver *o, NestedVendor vendor,
+                           NestedWindow *w);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(NestedObserver, nested_observer_free)
 

@@ -5,9 +5,10 @@
  * on hostile input.  Input: a tracefs "format" text for
  * kvm_nested_vmexit up to the first NUL, then raw tracepoint records of
  * 16 bytes each, newest first.  The records are decoded against the
- * parsed format plus fixed ones for the other two events, judged, and
- * the verdict is applied to an SVM guest-mode model, which must then
- * still validate.
+ * parsed format plus fixed ones for the other two events, judged as
+ * SVM's or VMX's exits (bit 1 of the size), and the verdict is applied
+ * to a guest-mode model of that vendor, whose nested state holds the
+ * event in vmcs12 or not (bit 2), which must then still validate.
  */
 
 #include <stdlib.h>
@@ -30,6 +31,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const uint8_t *nul = memchr(data, 0, size);
     NestedTraceRecord recs[MAX_RECORDS];
     NestedTraceFormat fmt = { 0 };
+    NestedVendor vendor = size & 2 ? NESTED_VENDOR_VMX : NESTED_VENDOR_SVM;
+    NestedStateView view = { .has_vmcs = true };
     NestedEventState st;
     NestedWindow w;
     g_autofree char *text = NULL;
@@ -53,10 +56,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             n++;
         }
     }
-    nested_window_judge(recs, n, size & 1, &w);
-    nested_event_state_init(&st, NESTED_VENDOR_SVM);
+    nested_window_judge(vendor, recs, n, size & 1, &w);
+    nested_event_state_init(&st, vendor);
     st.guest_mode = true;
-    if (nested_window_apply(&st, &w, 0x1000, 0, size, NULL) &&
+    view.svm_next_rip = size;
+    view.vmx_entry_intr_info = size & 4 ? w.event_info : 0;
+    view.vmx_entry_exception_error_code = size >> 3;
+    view.vmx_entry_instruction_len = (size >> 3) & 0x1f;
+    if (nested_window_apply(&st, &w, 0x1000, 0, &view, NULL) &&
         !nested_event_validate(&st, NULL)) {
         abort();
     }

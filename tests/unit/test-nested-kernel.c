@@ -387,8 +387,8 @@ static void observer_model(const uint8_t *kernel_blob,
 {
     g_autofree uint8_t *blob = g_memdup2(kernel_blob, NESTED_STATE_VMX_MAX);
     NestedWindow w = {
-        .verdict = NESTED_WINDOW_L1_EVENT, .exit_int_info = exit_int_info,
-        .exit_int_info_err = exit_int_info_err,
+        .verdict = NESTED_WINDOW_L1_EVENT, .event_info = exit_int_info,
+        .event_err = exit_int_info_err,
     };
     NestedStateView view;
 
@@ -400,8 +400,8 @@ static void observer_model(const uint8_t *kernel_blob,
     g_assert_true(nested_event_import_nested_state(st, &view, L2_RIP,
                                                    L2_CS_BASE, NULL));
     g_assert_true(nested_event_import_vcpu_events(st, &ev, NULL));
-    g_assert_true(nested_window_apply(st, &w, L2_RIP, L2_CS_BASE,
-                                      view.svm_next_rip, NULL));
+    g_assert_true(nested_window_apply(st, &w, L2_RIP, L2_CS_BASE, &view,
+                                      NULL));
 }
 
 /*

@@ -11,7 +11,11 @@
  * TRACE_EVENT_KVM_EXIT, kvm_nested_vmexit_inject); offsets are those of
  * an x86-64 build with the four common fields (8 bytes) first.  Event
  * words use the EVENTINJ / EXITINTINFO layout of AMD APM vol. 2, 15.20
- * and 15.7.2: vector 7:0, type 10:8, EV 11, V 31.
+ * and 15.7.2: vector 7:0, type 10:8, EV 11, V 31, which VMX's VM-entry
+ * and IDT-vectoring information share (SDM vol. 3C 24.8.3, 24.9.3),
+ * with types 4 (INT n), 5 (ICEBP) and 6 (INT3/INTO) of their own.  On
+ * VMX, kvm_nested_vmexit carries the IDT-vectoring information as info2
+ * (vmx_get_exit_info() in KVM's vmx.c).
  */
 
 #include <string.h>
@@ -28,6 +32,8 @@
 #define T_NMI (2u << 8)
 #define T_EXC (3u << 8)
 #define T_SOFT (4u << 8)
+#define T_PRIV_SOFT_EXC (5u << 8)
+#define T_SOFT_EXC (6u << 8)
 
 #define COMMON_FIELDS \
     "\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;\n" \
@@ -97,6 +103,8 @@ static void test_parse(void)
     g_assert_cmpuint(fmt.ev[NESTED_TRACE_VMEXIT].a.offset, ==, 48);
     g_assert_cmpuint(fmt.ev[NESTED_TRACE_VMEXIT].b.offset, ==, 52);
     g_assert_cmpuint(fmt.ev[NESTED_TRACE_VMEXIT].b.size, ==, 4);
+    g_assert_cmpuint(fmt.ev[NESTED_TRACE_VMEXIT].c.offset, ==, 40);
+    g_assert_cmpuint(fmt.ev[NESTED_TRACE_VMEXIT].c.size, ==, 8);
     g_assert_cmpuint(fmt.ev[NESTED_TRACE_VMEXIT_INJECT].id, ==, 1503);
 
     /* The pre-rename name has event_inj at another offset. */
@@ -121,12 +129,18 @@ static void expect_parse_error(NestedTraceKind kind, const char *text,
 static void test_parse_errors(void)
 {
     g_autofree char *no_intr = g_strdup(fmt_vmexit);
+    g_autofree char *no_info2 = g_strdup(fmt_vmexit);
     g_autofree char *no_id = g_strdup(fmt_vmexit);
 
     /* A kernel that renamed the field must not be read blindly. */
     memcpy(strstr(no_intr, "intr_info"), "intr_nfo ", 9);
     expect_parse_error(NESTED_TRACE_VMEXIT, no_intr,
                        "kvm_nested_vmexit.intr_info.size=0: field missing "
+                       "or not 1 to 8 bytes");
+    /* VMX's IDT-vectoring information travels in info2. */
+    memcpy(strstr(no_info2, "info2"), "infoX", 5);
+    expect_parse_error(NESTED_TRACE_VMEXIT, no_info2,
+                       "kvm_nested_vmexit.info2.size=0: field missing "
                        "or not 1 to 8 bytes");
     memcpy(strstr(no_id, "ID: 1502"), "ID: x502", 8);
     expect_parse_error(NESTED_TRACE_VMEXIT, no_id,
@@ -155,10 +169,12 @@ static void test_decode(void)
     put(raw, 0, 2, 1502);
     put(raw, 48, 4, V | EV | T_EXC | 13);
     put(raw, 52, 4, 0x18);
+    put(raw, 40, 8, 0xabcd00000000ull | V | T_SOFT_EXC | 3);
     g_assert_true(nested_trace_decode(&fmt, raw, 60, &rec, NULL));
     g_assert_cmpuint(rec.kind, ==, NESTED_TRACE_VMEXIT);
     g_assert_cmphex(rec.info, ==, V | EV | T_EXC | 13);
     g_assert_cmphex(rec.error_code, ==, 0x18);
+    g_assert_cmphex(rec.info2, ==, V | T_SOFT_EXC | 3);
 
     put(raw, 0, 2, 1501);
     put(raw, 36, 4, V | T_NMI | 2);
@@ -181,12 +197,15 @@ static void test_decode(void)
                     "record.size=1: no room for common_type");
 }
 
-#define ENTER(i) { NESTED_TRACE_VMENTER, (i), 0 }
-#define EXIT(i, e) { NESTED_TRACE_VMEXIT, (i), (e) }
-#define INJECT { NESTED_TRACE_VMEXIT_INJECT, 0, 0 }
+#define ENTER(i) { NESTED_TRACE_VMENTER, (i), 0, 0 }
+#define EXIT(i, e) { NESTED_TRACE_VMEXIT, (i), (e), 0 }
+#define INJECT { NESTED_TRACE_VMEXIT_INJECT, 0, 0, 0 }
+/* VMX: IDT-vectoring info, then the exit's own information and code */
+#define VEXIT(idt, i, e) { NESTED_TRACE_VMEXIT, (i), (e), (idt) }
 
 typedef struct JudgeCase {
     const char *path;
+    NestedVendor vendor;
     NestedTraceRecord recs[4];  /* newest first */
     size_t n;
     bool complete;
@@ -196,46 +215,78 @@ typedef struct JudgeCase {
 
 static const JudgeCase judge_cases[] = {
     /* Delivery of L1's NMI cut short twice by L0-handled exits. */
-    { "/window/judge/l1-nmi", { EXIT(V | T_NMI | 2, 0),
-      EXIT(V | T_NMI | 2, 0), ENTER(V | T_NMI | 2) }, 3, false,
-      NESTED_WINDOW_L1_EVENT, NULL },
+    { "/window/judge/svm/l1-nmi", NESTED_VENDOR_SVM,
+      { EXIT(V | T_NMI | 2, 0), EXIT(V | T_NMI | 2, 0),
+        ENTER(V | T_NMI | 2) }, 3, false, NESTED_WINDOW_L1_EVENT, NULL },
     /* L1 re-injected an NMI from KVM's EXITINTINFO, with vector 0. */
-    { "/window/judge/l1-nmi-vector-0", { EXIT(V | T_NMI | 2, 0),
-      ENTER(V | T_NMI | 0) }, 2, false, NESTED_WINDOW_L1_EVENT, NULL },
-    { "/window/judge/l1-gp-error-code", { EXIT(V | EV | T_EXC | 13, 0x18),
-      ENTER(V | EV | T_EXC | 13) }, 2, false, NESTED_WINDOW_L1_EVENT, NULL },
-    { "/window/judge/l1-soft-int", { EXIT(V | T_SOFT | 0x80, 0),
-      ENTER(V | T_SOFT | 0x80) }, 2, true, NESTED_WINDOW_L1_EVENT, NULL },
+    { "/window/judge/svm/l1-nmi-vector-0", NESTED_VENDOR_SVM,
+      { EXIT(V | T_NMI | 2, 0), ENTER(V | T_NMI | 0) }, 2, false,
+      NESTED_WINDOW_L1_EVENT, NULL },
+    { "/window/judge/svm/l1-gp-error-code", NESTED_VENDOR_SVM,
+      { EXIT(V | EV | T_EXC | 13, 0x18), ENTER(V | EV | T_EXC | 13) }, 2,
+      false, NESTED_WINDOW_L1_EVENT, NULL },
+    { "/window/judge/svm/l1-soft-int", NESTED_VENDOR_SVM,
+      { EXIT(V | T_SOFT | 0x80, 0), ENTER(V | T_SOFT | 0x80) }, 2, true,
+      NESTED_WINDOW_L1_EVENT, NULL },
     /* L2's own INT n: L1's VMRUN injected nothing. */
-    { "/window/judge/l2-own-soft-int", { EXIT(V | T_SOFT | 0x80, 0),
-      ENTER(0) }, 2, true, NESTED_WINDOW_CLEAR, NULL },
+    { "/window/judge/svm/l2-own-soft-int", NESTED_VENDOR_SVM,
+      { EXIT(V | T_SOFT | 0x80, 0), ENTER(0) }, 2, true,
+      NESTED_WINDOW_CLEAR, NULL },
     /* An earlier exit carried another error code: not the same event. */
-    { "/window/judge/changed-error-code", { EXIT(V | EV | T_EXC | 13, 0x18),
-      EXIT(V | EV | T_EXC | 13, 0x10), ENTER(V | EV | T_EXC | 13) }, 3,
-      false, NESTED_WINDOW_CLEAR, NULL },
+    { "/window/judge/svm/changed-error-code", NESTED_VENDOR_SVM,
+      { EXIT(V | EV | T_EXC | 13, 0x18), EXIT(V | EV | T_EXC | 13, 0x10),
+        ENTER(V | EV | T_EXC | 13) }, 3, false, NESTED_WINDOW_CLEAR, NULL },
     /* Delivered at the previous entry; this exit's event is new. */
-    { "/window/judge/delivered-before", { EXIT(V | T_INTR | 0x30, 0),
-      EXIT(0, 0), ENTER(V | T_INTR | 0x30) }, 3, false,
-      NESTED_WINDOW_CLEAR, NULL },
-    { "/window/judge/last-exit-empty", { EXIT(0, 0), ENTER(V | T_NMI | 2) },
-      2, false, NESTED_WINDOW_CLEAR, NULL },
-    { "/window/judge/reflected", { INJECT, EXIT(V | T_NMI | 2, 0) }, 2,
-      false, NESTED_WINDOW_CLEAR, NULL },
+    { "/window/judge/svm/delivered-before", NESTED_VENDOR_SVM,
+      { EXIT(V | T_INTR | 0x30, 0), EXIT(0, 0), ENTER(V | T_INTR | 0x30) },
+      3, false, NESTED_WINDOW_CLEAR, NULL },
+    { "/window/judge/svm/last-exit-empty", NESTED_VENDOR_SVM,
+      { EXIT(0, 0), ENTER(V | T_NMI | 2) }, 2, false, NESTED_WINDOW_CLEAR,
+      NULL },
+    { "/window/judge/svm/reflected", NESTED_VENDOR_SVM,
+      { INJECT, EXIT(V | T_NMI | 2, 0) }, 2, false, NESTED_WINDOW_CLEAR,
+      NULL },
     /* Stopped between L1's VMRUN and the entry: the nested state has it. */
-    { "/window/judge/run-pending", { ENTER(V | T_NMI | 2) }, 1, false,
-      NESTED_WINDOW_CLEAR, NULL },
-    { "/window/judge/ring-overwrote-start", { EXIT(V | T_NMI | 2, 0),
-      EXIT(V | T_NMI | 2, 0) }, 2, false, NESTED_WINDOW_UNKNOWN,
-      "the trace ring overwrote the VMRUN that started the event's "
+    { "/window/judge/svm/run-pending", NESTED_VENDOR_SVM,
+      { ENTER(V | T_NMI | 2) }, 1, false, NESTED_WINDOW_CLEAR, NULL },
+    { "/window/judge/svm/ring-overwrote-start", NESTED_VENDOR_SVM,
+      { EXIT(V | T_NMI | 2, 0), EXIT(V | T_NMI | 2, 0) }, 2, false,
+      NESTED_WINDOW_UNKNOWN,
+      "the trace ring overwrote the entry that started the event's "
       "delivery" },
-    { "/window/judge/before-observation", { EXIT(V | T_NMI | 2, 0) }, 1,
-      true, NESTED_WINDOW_UNKNOWN,
+    { "/window/judge/svm/before-observation", NESTED_VENDOR_SVM,
+      { EXIT(V | T_NMI | 2, 0) }, 1, true, NESTED_WINDOW_UNKNOWN,
       "the event was in flight before observation began" },
-    { "/window/judge/broken-chain", { EXIT(V | T_NMI | 2, 0), INJECT }, 2,
-      false, NESTED_WINDOW_UNKNOWN,
-      "an exit to L1 without a later VMRUN precedes an exit from L2" },
-    { "/window/judge/empty", { { 0 } }, 0, true, NESTED_WINDOW_UNKNOWN,
+    { "/window/judge/svm/broken-chain", NESTED_VENDOR_SVM,
+      { EXIT(V | T_NMI | 2, 0), INJECT }, 2, false, NESTED_WINDOW_UNKNOWN,
+      "an exit to L1 without a later entry precedes an exit from L2" },
+    { "/window/judge/svm/empty", NESTED_VENDOR_SVM, { { 0 } }, 0, true,
+      NESTED_WINDOW_UNKNOWN,
       "no nested entry or exit since observation began" },
+    /*
+     * VMX: the IDT-vectoring information (info2) is the event; the
+     * exit's own interruption information and error code are not.
+     * An EPT violation (no exit information) cut L1's #PF short twice.
+     */
+    { "/window/judge/vmx/l1-pf", NESTED_VENDOR_VMX,
+      { VEXIT(V | EV | T_EXC | 14, 0, 0),
+        VEXIT(V | EV | T_EXC | 14, 0, 0), ENTER(V | EV | T_EXC | 14) }, 3,
+      false, NESTED_WINDOW_L1_EVENT, NULL },
+    /* An NMI exit while L1's INT3 (type 6) was being vectored */
+    { "/window/judge/vmx/l1-int3-nmi-exit", NESTED_VENDOR_VMX,
+      { VEXIT(V | T_SOFT_EXC | 3, V | T_NMI | 2, 0),
+        ENTER(V | T_SOFT_EXC | 3) }, 2, true, NESTED_WINDOW_L1_EVENT, NULL },
+    /* A #GP exit with an error code: nothing was being vectored. */
+    { "/window/judge/vmx/exit-info-is-not-vectoring", NESTED_VENDOR_VMX,
+      { VEXIT(0, V | EV | T_EXC | 13, 0x18),
+        ENTER(V | EV | T_EXC | 13) }, 2, true, NESTED_WINDOW_CLEAR, NULL },
+    /* L2's own INT n (type 4), L1 injected a type-6 INT3 */
+    { "/window/judge/vmx/l2-own-soft-int", NESTED_VENDOR_VMX,
+      { VEXIT(V | T_SOFT | 3, 0, 0), ENTER(V | T_SOFT_EXC | 3) }, 2, true,
+      NESTED_WINDOW_CLEAR, NULL },
+    { "/window/judge/vmx/before-observation", NESTED_VENDOR_VMX,
+      { VEXIT(V | T_NMI | 2, 0, 0) }, 1, true, NESTED_WINDOW_UNKNOWN,
+      "the event was in flight before observation began" },
 };
 
 static void test_judge(gconstpointer opaque)
@@ -243,14 +294,20 @@ static void test_judge(gconstpointer opaque)
     const JudgeCase *c = opaque;
     NestedWindow w;
 
-    nested_window_judge(c->recs, c->n, c->complete, &w);
+    nested_window_judge(c->vendor, c->recs, c->n, c->complete, &w);
     g_assert_cmpint(w.verdict, ==, c->verdict);
     if (c->why) {
         g_assert_cmpstr(w.why, ==, c->why);
     }
-    if (c->verdict == NESTED_WINDOW_L1_EVENT) {
-        g_assert_cmphex(w.exit_int_info, ==, c->recs[0].info);
-        g_assert_cmphex(w.exit_int_info_err, ==, c->recs[0].error_code);
+    if (c->verdict != NESTED_WINDOW_L1_EVENT) {
+        return;
+    }
+    if (c->vendor == NESTED_VENDOR_VMX) {
+        g_assert_cmphex(w.event_info, ==, c->recs[0].info2);
+        g_assert_cmphex(w.event_err, ==, 0);
+    } else {
+        g_assert_cmphex(w.event_info, ==, c->recs[0].info);
+        g_assert_cmphex(w.event_err, ==, c->recs[0].error_code);
     }
 }
 
@@ -279,6 +336,30 @@ static void test_perf_attr(void)
     }
 }
 
+/* The nested state of an SVM vCPU in guest mode: vmcb12 NextRIP. */
+static NestedStateView svm_view(uint64_t next_rip)
+{
+    return (NestedStateView) {
+        .format = KVM_STATE_NESTED_FORMAT_SVM, .has_vmcs = true,
+        .flags = KVM_STATE_NESTED_GUEST_MODE, .svm_next_rip = next_rip,
+    };
+}
+
+/*
+ * The nested state of a VMX vCPU in guest mode: vmcs12's VM-entry
+ * fields as L1 wrote them, untouched until an exit to L1 (SDM vol. 3C
+ * 24.8.3; KVM clears the valid bit in prepare_vmcs12()).
+ */
+static NestedStateView vmx_view(uint32_t info, uint32_t err, uint32_t len)
+{
+    return (NestedStateView) {
+        .format = KVM_STATE_NESTED_FORMAT_VMX, .has_vmcs = true,
+        .flags = KVM_STATE_NESTED_GUEST_MODE, .vmx_entry_intr_info = info,
+        .vmx_entry_exception_error_code = err,
+        .vmx_entry_instruction_len = len,
+    };
+}
+
 /*
  * A stop in L1 just after an exit reflected with EXITINTINFO: the ring
  * (no reflected exit in it) ends with that exit and the VMRUN, which
@@ -290,20 +371,22 @@ static void test_apply_outside_guest_mode(void)
     const NestedTraceRecord recs[] = {
         EXIT(V | T_NMI | 2, 0), ENTER(V | T_NMI | 2),
     };
+    NestedStateView ns = svm_view(0);
     NestedEventState st, before;
     NestedWindow w;
 
-    nested_window_judge(recs, G_N_ELEMENTS(recs), true, &w);
+    nested_window_judge(NESTED_VENDOR_SVM, recs, G_N_ELEMENTS(recs), true,
+                        &w);
     g_assert_cmpint(w.verdict, ==, NESTED_WINDOW_L1_EVENT);
     nested_event_state_init(&st, NESTED_VENDOR_SVM);
     before = st;
-    g_assert_true(nested_window_apply(&st, &w, 0x1000, 0, 0, NULL));
+    g_assert_true(nested_window_apply(&st, &w, 0x1000, 0, &ns, NULL));
     g_assert_cmpmem(&st, sizeof(st), &before, sizeof(before));
 }
 
-static void guest_state(NestedEventState *st)
+static void guest_state(NestedEventState *st, NestedVendor vendor)
 {
-    nested_event_state_init(st, NESTED_VENDOR_SVM);
+    nested_event_state_init(st, vendor);
     st->guest_mode = true;
 }
 
@@ -311,7 +394,7 @@ static NestedWindow l1_event(uint32_t info, uint32_t err)
 {
     return (NestedWindow) {
         .verdict = NESTED_WINDOW_L1_EVENT,
-        .exit_int_info = info, .exit_int_info_err = err,
+        .event_info = info, .event_err = err,
     };
 }
 
@@ -320,13 +403,14 @@ static void test_apply_nmi(void)
 {
     NestedEventState st;
     NestedWindow w = l1_event(V | T_NMI | 2, 0);
+    NestedStateView ns = svm_view(0);
 
-    guest_state(&st);
+    guest_state(&st, NESTED_VENDOR_SVM);
     st.l2.injected = (NestedEvent) {
         .valid = true, .type = NESTED_EVENT_NMI, .vector = 2,
         .origin = NESTED_ORIGIN_L0,
     };
-    g_assert_true(nested_window_apply(&st, &w, 0x1000, 0, 0, NULL));
+    g_assert_true(nested_window_apply(&st, &w, 0x1000, 0, &ns, NULL));
     g_assert_cmpuint(st.l2.injected.origin, ==, NESTED_ORIGIN_L1);
     g_assert_true(nested_event_validate(&st, NULL));
 }
@@ -339,11 +423,11 @@ static void test_apply_soft_int(void)
 {
     NestedEventState st;
     NestedWindow w = l1_event(V | T_SOFT | 0x80, 0);
+    NestedStateView ns = svm_view(0x7ff0);
     const NestedEvent *ev = &st.l2.injected;
 
-    guest_state(&st);
-    g_assert_true(nested_window_apply(&st, &w, 0x5000, 0x10000, 0x7ff0,
-                                      NULL));
+    guest_state(&st, NESTED_VENDOR_SVM);
+    g_assert_true(nested_window_apply(&st, &w, 0x5000, 0x10000, &ns, NULL));
     g_assert_true(ev->valid);
     g_assert_cmpuint(ev->type, ==, NESTED_EVENT_SOFT_INTR);
     g_assert_cmpuint(ev->vector, ==, 0x80);
@@ -360,9 +444,10 @@ static void test_apply_int3(void)
 {
     NestedEventState st;
     NestedWindow w = l1_event(V | T_EXC | 3, 0);
+    NestedStateView ns = svm_view(0x5001);
 
-    guest_state(&st);
-    g_assert_true(nested_window_apply(&st, &w, 0x5000, 0, 0x5001, NULL));
+    guest_state(&st, NESTED_VENDOR_SVM);
+    g_assert_true(nested_window_apply(&st, &w, 0x5000, 0, &ns, NULL));
     g_assert_cmpuint(st.l2.injected.type, ==, NESTED_EVENT_SOFT_EXCEPTION);
     g_assert_cmpuint(st.l2.injected.insn_len, ==, 1);
     g_assert_true(nested_event_validate(&st, NULL));
@@ -373,35 +458,149 @@ static void test_apply_errors(void)
     NestedEventState st;
     NestedWindow w = l1_event(V | T_NMI | 2, 0);
     NestedWindow unk = { .verdict = NESTED_WINDOW_UNKNOWN, .why = "why" };
+    NestedStateView ns = svm_view(0), none = { 0 };
     g_autoptr(GError) err = NULL;
 
-    guest_state(&st);
+    guest_state(&st, NESTED_VENDOR_SVM);
     st.l2.injected = (NestedEvent) {
         .valid = true, .type = NESTED_EVENT_EXT_INTR, .vector = 0x30,
     };
-    g_assert_false(nested_window_apply(&st, &w, 0, 0, 0, &err));
+    g_assert_false(nested_window_apply(&st, &w, 0, 0, &ns, &err));
     g_assert_cmpstr(err->message, ==,
                     "l2.injected.type=ext-intr: KVM reports ext-intr vector "
                     "48 while its tracepoints show L1's nmi vector 2 in "
                     "flight");
     g_clear_error(&err);
 
-    g_assert_false(nested_window_apply(&st, &unk, 0, 0, 0, &err));
+    g_assert_false(nested_window_apply(&st, &unk, 0, 0, &ns, &err));
     g_assert_cmpstr(err->message, ==,
                     "guest_mode=1: cannot tell whether L1's event is in "
                     "flight: why");
     g_clear_error(&err);
 
+    /* Guest mode without a vmcb12 has nowhere to put L1's event. */
+    g_assert_false(nested_window_apply(&st, &w, 0, 0, &none, &err));
+    g_assert_cmpstr(err->message, ==,
+                    "guest_mode=1: the nested state has no vmcb12/vmcs12 "
+                    "for L1's event in flight");
+    g_clear_error(&err);
+
     /* Outside guest mode nothing of L1's can be in flight. */
     st.guest_mode = false;
-    g_assert_true(nested_window_apply(&st, &unk, 0, 0, 0, NULL));
+    g_assert_true(nested_window_apply(&st, &unk, 0, 0, &ns, NULL));
+}
 
-    nested_event_state_init(&st, NESTED_VENDOR_VMX);
-    st.guest_mode = true;
-    g_assert_false(nested_window_apply(&st, &w, 0, 0, 0, &err));
+/*
+ * VMX: L1's INT n (type 4) with a VM-entry instruction length of 7,
+ * which is not the 2 bytes of CD ib: the return address is RIP + the
+ * length L1 chose (SDM vol. 3C 26.6.1.3).  KVM_GET_VCPU_EVENTS hides the
+ * re-queued software interrupt, so it comes from the window alone.
+ */
+static void test_apply_vmx_soft_int(void)
+{
+    NestedEventState st;
+    NestedWindow w = l1_event(V | T_SOFT | 0x80, 0);
+    NestedStateView ns = vmx_view(V | T_SOFT | 0x80, 0, 7);
+    const NestedEvent *ev = &st.l2.injected;
+
+    guest_state(&st, NESTED_VENDOR_VMX);
+    g_assert_true(nested_window_apply(&st, &w, 0x5000, 0x10000, &ns, NULL));
+    g_assert_true(ev->valid);
+    g_assert_cmpuint(ev->type, ==, NESTED_EVENT_SOFT_INTR);
+    g_assert_cmpuint(ev->vector, ==, 0x80);
+    g_assert_cmpuint(ev->origin, ==, NESTED_ORIGIN_L1);
+    g_assert_cmpuint(ev->insn_len, ==, 7);
+    g_assert_cmphex(ev->old_rip, ==, 0x5000);
+    g_assert_cmphex(ev->next_rip, ==, 0x5007);
+    g_assert_cmphex(ev->cs_base, ==, 0x10000);
+    g_assert_true(nested_event_validate(&st, NULL));
+}
+
+/* VMX type 6: INT3 with a 3-byte length, also hidden by KVM */
+static void test_apply_vmx_int3(void)
+{
+    NestedEventState st;
+    NestedWindow w = l1_event(V | T_SOFT_EXC | 3, 0);
+    NestedStateView ns = vmx_view(V | T_SOFT_EXC | 3, 0, 3);
+
+    guest_state(&st, NESTED_VENDOR_VMX);
+    g_assert_true(nested_window_apply(&st, &w, 0x5000, 0, &ns, NULL));
+    g_assert_cmpuint(st.l2.injected.type, ==, NESTED_EVENT_SOFT_EXCEPTION);
+    g_assert_cmpuint(st.l2.injected.vector, ==, 3);
+    g_assert_cmphex(st.l2.injected.next_rip, ==, 0x5003);
+    g_assert_true(nested_event_validate(&st, NULL));
+}
+
+/*
+ * VMX #PF: KVM reports the re-queued exception with the IDT-vectoring
+ * error code; the tracepoint has none, vmcs12 has L1's.  They agree for
+ * L1's event, and the window only adds its origin.
+ */
+static void test_apply_vmx_pf(void)
+{
+    NestedEventState st;
+    NestedWindow w = l1_event(V | EV | T_EXC | 14, 0);
+    NestedStateView ns = vmx_view(V | EV | T_EXC | 14, 6, 0);
+    g_autoptr(GError) err = NULL;
+
+    guest_state(&st, NESTED_VENDOR_VMX);
+    st.l2.injected = (NestedEvent) {
+        .valid = true, .type = NESTED_EVENT_HW_EXCEPTION, .vector = 14,
+        .has_error_code = true, .error_code = 6,
+    };
+    g_assert_true(nested_window_apply(&st, &w, 0x5000, 0, &ns, NULL));
+    g_assert_cmpuint(st.l2.injected.origin, ==, NESTED_ORIGIN_L1);
+    g_assert_true(nested_event_validate(&st, NULL));
+
+    /* Another error code in KVM's queue: not L1's #PF. */
+    st.l2.injected.origin = NESTED_ORIGIN_L0;
+    st.l2.injected.error_code = 4;
+    g_assert_false(nested_window_apply(&st, &w, 0x5000, 0, &ns, &err));
     g_assert_cmpstr(err->message, ==,
-                    "vendor=vmx: the in-flight observer reads SVM's "
-                    "EXITINTINFO only");
+                    "l2.injected.type=hw-exception: KVM reports hw-exception "
+                    "vector 14 while its tracepoints show L1's hw-exception "
+                    "vector 14 in flight");
+}
+
+static void test_apply_vmx_errors(void)
+{
+    NestedEventState st;
+    NestedWindow w = l1_event(V | T_SOFT | 0x80, 0);
+    NestedStateView gone = vmx_view(T_SOFT | 0x80, 0, 7);
+    NestedStateView other = vmx_view(V | T_SOFT | 0x81, 0, 7);
+    NestedStateView icebp = vmx_view(V | T_PRIV_SOFT_EXC | 1, 0, 1);
+    NestedWindow w_icebp = l1_event(V | T_PRIV_SOFT_EXC | 1, 0);
+    g_autoptr(GError) err = NULL;
+
+    guest_state(&st, NESTED_VENDOR_VMX);
+    /* vmcs12 no longer holds the event: its length cannot be known. */
+    g_assert_false(nested_window_apply(&st, &w, 0x5000, 0, &gone, &err));
+    g_assert_cmpstr(err->message, ==,
+                    "vmcs12.vm_entry_intr_info_field=0x480: not L1's event "
+                    "in flight (IDT-vectoring information 0x80000480)");
+    g_clear_error(&err);
+    g_assert_false(nested_window_apply(&st, &w, 0x5000, 0, &other, &err));
+    g_assert_cmpstr(err->message, ==,
+                    "vmcs12.vm_entry_intr_info_field=0x80000481: not L1's "
+                    "event in flight (IDT-vectoring information "
+                    "0x80000480)");
+    g_clear_error(&err);
+    g_assert_false(st.l2.injected.valid);
+
+    /*
+     * ICEBP (type 5): KVM re-queues it as a hardware #DB, which
+     * KVM_GET_VCPU_EVENTS reports (kvm_exception_is_soft() knows only
+     * #BP and #OF), so the two disagree and nothing is vouched for.
+     */
+    st.l2.injected = (NestedEvent) {
+        .valid = true, .type = NESTED_EVENT_HW_EXCEPTION, .vector = 1,
+    };
+    g_assert_false(nested_window_apply(&st, &w_icebp, 0x5000, 0, &icebp,
+                                       &err));
+    g_assert_cmpstr(err->message, ==,
+                    "l2.injected.type=hw-exception: KVM reports hw-exception "
+                    "vector 1 while its tracepoints show L1's "
+                    "priv-soft-exception vector 1 in flight");
 }
 
 /*
@@ -416,15 +615,16 @@ static void test_apply_then_plan(void)
         .exception_payload = true, .nested_state = true, .nrips = true,
     };
     NestedWindow w = l1_event(V | T_NMI | 2, 0);
+    NestedStateView ns = svm_view(0);
     NestedRestorePlan plan;
     NestedEventState st;
     bool found = false;
 
-    guest_state(&st);
+    guest_state(&st, NESTED_VENDOR_SVM);
     st.l2.injected = (NestedEvent) {
         .valid = true, .type = NESTED_EVENT_NMI, .vector = 2,
     };
-    g_assert_true(nested_window_apply(&st, &w, 0x1000, 0, 0, NULL));
+    g_assert_true(nested_window_apply(&st, &w, 0x1000, 0, &ns, NULL));
     g_assert_true(nested_event_plan_restore(&st, &caps, &plan, NULL));
     g_assert_cmpuint(plan.events.nmi.injected, ==, 0);
     for (int i = 0; i < plan.n_state_edits; i++) {
@@ -436,6 +636,52 @@ static void test_apply_then_plan(void)
         }
     }
     g_assert_true(found);
+}
+
+static uint64_t edit_value(const NestedRestorePlan *plan, uint32_t offset,
+                           uint64_t mask)
+{
+    for (int i = 0; i < plan->n_state_edits; i++) {
+        const NestedStateEdit *e = &plan->state_edits[i];
+
+        if (e->offset == offset && e->mask == mask) {
+            return e->value;
+        }
+    }
+    g_assert_not_reached();
+}
+
+/*
+ * VMX end to end: L1's INT n goes back into vmcs12's VM-entry fields
+ * with its length and RUN_PENDING, which prepare_vmcs02_early() needs
+ * to inject from vmcs12 at all; RIP holds the INT's old RIP.
+ */
+static void test_apply_then_plan_vmx(void)
+{
+    NestedRestoreCaps caps = {
+        .vendor = NESTED_VENDOR_VMX, .vcpu_events = true,
+        .exception_payload = true, .nested_state = true,
+    };
+    NestedWindow w = l1_event(V | T_SOFT | 0x80, 0);
+    NestedStateView ns = vmx_view(V | T_SOFT | 0x80, 0, 7);
+    NestedRestorePlan plan;
+    NestedEventState st;
+
+    guest_state(&st, NESTED_VENDOR_VMX);
+    g_assert_true(nested_window_apply(&st, &w, 0x5000, 0, &ns, NULL));
+    g_assert_true(nested_event_plan_restore(&st, &caps, &plan, NULL));
+    g_assert_cmphex(edit_value(&plan, NESTED_STATE_HDR_SIZE +
+                               NESTED_VMCS12_ENTRY_INTR_INFO, UINT32_MAX),
+                    ==, V | T_SOFT | 0x80);
+    g_assert_cmpuint(edit_value(&plan, NESTED_STATE_HDR_SIZE +
+                                NESTED_VMCS12_ENTRY_INSTRUCTION_LEN,
+                                UINT32_MAX), ==, 7);
+    g_assert_cmphex(edit_value(&plan, 0, KVM_STATE_NESTED_RUN_PENDING), ==,
+                    KVM_STATE_NESTED_RUN_PENDING);
+    g_assert_cmpuint(plan.events.interrupt.injected, ==, 0);
+    g_assert_cmpuint(plan.n_reg_edits, ==, 2);
+    g_assert_cmpuint(plan.reg_edits[0].reg, ==, NESTED_REG_RIP);
+    g_assert_cmphex(plan.reg_edits[0].value, ==, 0x5000);
 }
 
 int main(int argc, char **argv)
@@ -456,5 +702,10 @@ int main(int argc, char **argv)
     g_test_add_func("/window/apply/outside-guest-mode",
                     test_apply_outside_guest_mode);
     g_test_add_func("/window/apply/then-plan", test_apply_then_plan);
+    g_test_add_func("/window/apply/vmx/soft-int", test_apply_vmx_soft_int);
+    g_test_add_func("/window/apply/vmx/int3", test_apply_vmx_int3);
+    g_test_add_func("/window/apply/vmx/pf", test_apply_vmx_pf);
+    g_test_add_func("/window/apply/vmx/errors", test_apply_vmx_errors);
+    g_test_add_func("/window/apply/vmx/then-plan", test_apply_then_plan_vmx);
     return g_test_run();
 }
