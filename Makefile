@@ -41,6 +41,13 @@ lab: fork
 lab-vmx: fork standalone
 	tests/lab/test_lab_vmx.sh $${LAB_VMX_KERNELS:-6.12}
 
+# Hours: the nested torture under nested-kvm in the VMX lab, 1,000
+# migrations in chunks of 100 (TORTURE_VMX_MIGRATIONS, _CHUNK); each chunk
+# appends to docs/results/torture-vmx/ (scripts/torture-vmx.sh).
+.PHONY: torture-vmx
+torture-vmx: fork standalone
+	scripts/torture-vmx.sh
+
 # Stock vs fork, interleaved, in the lab; rewrites the Benchmarks section
 # of docs/results.rst (docs/bench.rst).
 bench: fork stock standalone

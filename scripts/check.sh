@@ -98,9 +98,23 @@ fi
 stage checkpatch checkpatch
 stage layers layers
 stage functional functional
-# Real KVM: nested SVM inside the fork's TCG (docs/lab.rst).
+# Real KVM: nested SVM inside the fork's TCG (docs/lab.rst), and beside
+# it the bounded nested torture on VMX in Bochs: the SVM lab's L1 has one
+# vCPU and Bochs one thread, so each takes a core (NKVM_LAB_VMX=0: not).
 if [ "${NKVM_LAB:-1}" = 1 ]; then
+    vmx_pid=""
+    if [ "${NKVM_LAB_VMX:-1}" = 1 ]; then
+        "$top/tests/lab/test_lab_vmx_torture.sh" > "$logdir/vmx.log" 2>&1 &
+        vmx_pid=$!
+    fi
     stage lab "$top/tests/lab/test_lab.sh"
+    if [ -n "$vmx_pid" ]; then
+        echo "=== vmx (log: $logdir/vmx.log)"
+        wait "$vmx_pid"
+        rc=$?
+        grep -E '^(ok|not ok) |^[0-9]+ passed' "$logdir/vmx.log"
+        count "$logdir/vmx.log" "$rc" vmx
+    fi
 fi
 echo "$skipped skipped (they need a usable /dev/kvm)"
 echo "$passed passed, $failed failed"

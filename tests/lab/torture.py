@@ -712,7 +712,16 @@ def log_progress(args, stats, start, i, note):
     log(f"{args.mode} {i}/{args.migrations}{note} "
         f"stops_in_flight={stats['stops_in_flight']} "
         f"elapsed={elapsed:.0f}s rate={60 * i / elapsed:.1f}/min "
-        f"left={elapsed * (args.migrations - i) / i:.0f}s")
+        f"left={elapsed * max(0, args.migrations - i) / i:.0f}s")
+
+
+def want_more(args, stats, i):
+    """Whether migration i + 1 is due: --migrations, then --extend
+    more while too few stops landed in flight."""
+    if i < args.migrations:
+        return True
+    return (i < args.migrations + args.extend and
+            stats["stops_in_flight"] < (args.min_in_flight or 1))
 
 
 def migration_loop(args, tracer, stats, start, lab):
@@ -727,7 +736,7 @@ def migration_loop(args, tracer, stats, start, lab):
     n += 1
     dst = new_vm(lab, n, args, incoming="defer", agent=other_host(src))
     i = 0
-    while i < args.migrations:
+    while want_more(args, stats, i):
         time.sleep(random.uniform(args.min_gap, args.max_gap))
         for _ in range(args.fail_every):
             n += 1
@@ -791,7 +800,7 @@ def migration_loop(args, tracer, stats, start, lab):
         src.close()
         src, dst = dst, None
         log_progress(args, stats, start, i, note)
-        if i < args.migrations:
+        if want_more(args, stats, i):
             n += 1
             dst = new_vm(lab, n, args, incoming="defer",
                          agent=other_host(src))
@@ -895,6 +904,11 @@ def main():
     ap.add_argument("--min-in-flight", type=int, default=None,
                     help="fail with fewer stops in flight (default: 1 "
                          "with --expect-clean and tracing, else 0)")
+    ap.add_argument("--extend", type=int, default=0,
+                    help="after --migrations, migrate at most this many "
+                         "more until the stops in flight reach "
+                         "--min-in-flight (default 1), so that a short "
+                         "run still proves something")
     ap.add_argument("--drop", type=int, default=0,
                     help="negative control: the guest skips round N's "
                          "injection in the migration run; the run passes "

@@ -1,0 +1,68 @@
+#!/bin/bash
+# make torture-vmx (issue #17): the nested torture under -accel nested-kvm
+# in the VMX lab (Bochs 3.0, kvm_intel nested=1), TORTURE_VMX_MIGRATIONS
+# migrations (default 1000) in chunks of TORTURE_VMX_CHUNK (default 100),
+# one L1 boot each, so that a run cut short keeps every finished chunk.
+# Each chunk's JSON line is appended to
+# docs/results/torture-vmx/<date>.jsonl as soon as it ends; the totals
+# over every file there are printed at the end.  At 5 migrations a
+# minute on one host core, 1,000 take about 3.5 h.
+#
+# Environment: TORTURE_VMX_MIGRATIONS, TORTURE_VMX_CHUNK,
+# TORTURE_VMX_KVM_MIGRATIONS (upstream's count per chunk, report only,
+# default 0), TORTURE_VMX_KERNEL (default 6.12).
+#
+# Exits 0 iff every chunk gave a result and nested-kvm lost nothing.
+#
+# SPDX-License-Identifier: GPL-2.0-or-later
+set -uo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top" || exit 1
+total=${TORTURE_VMX_MIGRATIONS:-1000}
+chunk=${TORTURE_VMX_CHUNK:-100}
+kvm_n=${TORTURE_VMX_KVM_MIGRATIONS:-0}
+kernel=${TORTURE_VMX_KERNEL:-6.12}
+for n in "$total" "$chunk" "$kvm_n"; do
+    [[ $n =~ ^[0-9]+$ ]] || { echo "$0: '$n' is not a count" >&2; exit 2; }
+done
+[ "$chunk" -gt 0 ] || { echo "$0: TORTURE_VMX_CHUNK must be > 0" >&2; exit 2; }
+
+dir=docs/results/torture-vmx
+mkdir -p "$dir" build/torture
+record=$dir/$(date +%Y-%m-%d).jsonl
+status=0
+done_n=0
+while [ "$done_n" -lt "$total" ]; do
+    n=$((total - done_n < chunk ? total - done_n : chunk))
+    log=build/torture/vmx-$(date +%Y%m%d-%H%M%S).log
+    echo "torture-vmx: chunk of $n migrations from $done_n of $total" \
+         "(output in $log)" >&2
+    tests/lab/test_lab_vmx_torture.sh --kernel "$kernel" --kvm "$kvm_n" \
+        --nested-kvm "$n" --extend 0 --record "$record" \
+        --timeout $((600 + 60 * (n + kvm_n))) > "$log" 2>&1
+    rc=$?
+    grep -E '^(not )?ok ' "$log" >&2
+    [ "$rc" = 0 ] || status=1
+    done_n=$((done_n + n))
+done
+
+# The totals over every recorded day, nested-kvm and upstream apart.
+/usr/bin/python3 - "$dir" <<'EOF'
+import json, pathlib, sys
+tot = {}
+for f in sorted(pathlib.Path(sys.argv[1]).glob("*.jsonl")):
+    for line in f.read_text().splitlines():
+        r = json.loads(line)
+        t = tot.setdefault(r["accel"], dict.fromkeys(
+            ("runs", "migrations", "stops_in_flight", "events_injected",
+             "lost", "bad"), 0))
+        t["runs"] += 1
+        for k in t:
+            if k != "runs":
+                t[k] += r.get(k, 0)
+for accel, t in sorted(tot.items()):
+    print(f"torture-vmx {accel}: " +
+          ", ".join(f"{k} {v}" for k, v in t.items()))
+EOF
+exit $status
