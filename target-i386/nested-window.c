@@ -380,6 +380,19 @@ static bool seen_vmx(const NestedWindow *w, uint64_t rip, uint64_t cs_base,
                                ns->vmx_entry_instruction_len, seen, errp)) {
         return false;
     }
+    /*
+     * __vmx_complete_interrupts() re-queues types 0, 2, 3, 4 and 6 only:
+     * the source itself drops an ICEBP cut short, so there is nothing
+     * of KVM's to carry exactly.
+     */
+    if (seen->type == NESTED_EVENT_PRIV_SOFT_EXCEPTION ||
+        seen->type == NESTED_EVENT_OTHER) {
+        return nested_event_fail(errp, NESTED_EVENT_ERROR_UNREPRESENTABLE,
+                                 "l2.injected.type=%s: KVM does not "
+                                 "re-queue it after an exit during its "
+                                 "delivery",
+                                 nested_event_type_name(seen->type));
+    }
     if (nested_event_type_is_soft(seen->type)) {
         seen->old_rip = rip;
         seen->next_rip = rip + seen->insn_len;
