@@ -42,7 +42,7 @@ lab-vmx: fork standalone
 	tests/lab/test_lab_vmx.sh $${LAB_VMX_KERNELS:-6.12}
 
 # Hours: the nested torture under nested-kvm in the VMX lab, 1,000
-# migrations in chunks of 100 (TORTURE_VMX_MIGRATIONS, _CHUNK); each chunk
+# migrations in chunks of 100 (TORTURE_VMX_MIGRATIONS, _CHUNK, _JOBS); each chunk
 # appends to docs/results/torture-vmx/ (scripts/torture-vmx.sh).
 .PHONY: torture-vmx
 torture-vmx: fork standalone
