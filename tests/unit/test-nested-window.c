@@ -398,6 +398,25 @@ static NestedWindow l1_event(uint32_t info, uint32_t err)
     };
 }
 
+/* L2's injected event is L1's soft event with these RIPs, and valid. */
+static void assert_l1_soft(const NestedEventState *st, uint8_t type,
+                           uint8_t vector, uint8_t insn_len,
+                           uint64_t old_rip, uint64_t next_rip,
+                           uint64_t cs_base)
+{
+    const NestedEvent *ev = &st->l2.injected;
+
+    g_assert_true(ev->valid);
+    g_assert_cmpuint(ev->type, ==, type);
+    g_assert_cmpuint(ev->vector, ==, vector);
+    g_assert_cmpuint(ev->origin, ==, NESTED_ORIGIN_L1);
+    g_assert_cmpuint(ev->insn_len, ==, insn_len);
+    g_assert_cmphex(ev->old_rip, ==, old_rip);
+    g_assert_cmphex(ev->next_rip, ==, next_rip);
+    g_assert_cmphex(ev->cs_base, ==, cs_base);
+    g_assert_true(nested_event_validate(st, NULL));
+}
+
 /* KVM_GET_VCPU_EVENTS reported nmi.injected; the window names L1. */
 static void test_apply_nmi(void)
 {
@@ -424,19 +443,11 @@ static void test_apply_soft_int(void)
     NestedEventState st;
     NestedWindow w = l1_event(V | T_SOFT | 0x80, 0);
     NestedStateView ns = svm_view(0x7ff0);
-    const NestedEvent *ev = &st.l2.injected;
 
     guest_state(&st, NESTED_VENDOR_SVM);
     g_assert_true(nested_window_apply(&st, &w, 0x5000, 0x10000, &ns, NULL));
-    g_assert_true(ev->valid);
-    g_assert_cmpuint(ev->type, ==, NESTED_EVENT_SOFT_INTR);
-    g_assert_cmpuint(ev->vector, ==, 0x80);
-    g_assert_cmpuint(ev->origin, ==, NESTED_ORIGIN_L1);
-    g_assert_cmphex(ev->old_rip, ==, 0x5000);
-    g_assert_cmphex(ev->next_rip, ==, 0x7ff0);
-    g_assert_cmphex(ev->cs_base, ==, 0x10000);
-    g_assert_cmpuint(ev->insn_len, ==, 0);
-    g_assert_true(nested_event_validate(&st, NULL));
+    assert_l1_soft(&st, NESTED_EVENT_SOFT_INTR, 0x80, 0, 0x5000, 0x7ff0,
+                   0x10000);
 }
 
 /* INT3 injected as TYPE 3 vector 3 is a soft exception (APM 15.20). */
@@ -448,9 +459,7 @@ static void test_apply_int3(void)
 
     guest_state(&st, NESTED_VENDOR_SVM);
     g_assert_true(nested_window_apply(&st, &w, 0x5000, 0, &ns, NULL));
-    g_assert_cmpuint(st.l2.injected.type, ==, NESTED_EVENT_SOFT_EXCEPTION);
-    g_assert_cmpuint(st.l2.injected.insn_len, ==, 1);
-    g_assert_true(nested_event_validate(&st, NULL));
+    assert_l1_soft(&st, NESTED_EVENT_SOFT_EXCEPTION, 3, 1, 0x5000, 0x5001, 0);
 }
 
 static void test_apply_errors(void)
@@ -501,19 +510,11 @@ static void test_apply_vmx_soft_int(void)
     NestedEventState st;
     NestedWindow w = l1_event(V | T_SOFT | 0x80, 0);
     NestedStateView ns = vmx_view(V | T_SOFT | 0x80, 0, 7);
-    const NestedEvent *ev = &st.l2.injected;
 
     guest_state(&st, NESTED_VENDOR_VMX);
     g_assert_true(nested_window_apply(&st, &w, 0x5000, 0x10000, &ns, NULL));
-    g_assert_true(ev->valid);
-    g_assert_cmpuint(ev->type, ==, NESTED_EVENT_SOFT_INTR);
-    g_assert_cmpuint(ev->vector, ==, 0x80);
-    g_assert_cmpuint(ev->origin, ==, NESTED_ORIGIN_L1);
-    g_assert_cmpuint(ev->insn_len, ==, 7);
-    g_assert_cmphex(ev->old_rip, ==, 0x5000);
-    g_assert_cmphex(ev->next_rip, ==, 0x5007);
-    g_assert_cmphex(ev->cs_base, ==, 0x10000);
-    g_assert_true(nested_event_validate(&st, NULL));
+    assert_l1_soft(&st, NESTED_EVENT_SOFT_INTR, 0x80, 7, 0x5000, 0x5007,
+                   0x10000);
 }
 
 /* VMX type 6: INT3 with a 3-byte length, also hidden by KVM */
@@ -525,10 +526,7 @@ static void test_apply_vmx_int3(void)
 
     guest_state(&st, NESTED_VENDOR_VMX);
     g_assert_true(nested_window_apply(&st, &w, 0x5000, 0, &ns, NULL));
-    g_assert_cmpuint(st.l2.injected.type, ==, NESTED_EVENT_SOFT_EXCEPTION);
-    g_assert_cmpuint(st.l2.injected.vector, ==, 3);
-    g_assert_cmphex(st.l2.injected.next_rip, ==, 0x5003);
-    g_assert_true(nested_event_validate(&st, NULL));
+    assert_l1_soft(&st, NESTED_EVENT_SOFT_EXCEPTION, 3, 3, 0x5000, 0x5003, 0);
 }
 
 /*
