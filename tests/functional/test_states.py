@@ -225,6 +225,16 @@ def test_nmi_held(run, smp):
         dst.serial_write(b"R")
         status = dst.wait_exit(run.timeout, fatal=False)
         ok, detail = guest_passed([src, dst], status)
+        if status is None:
+            # Stuck: in the handler without the release byte, or waiting
+            # for the second NMI.  Say which, in the TAP line itself.
+            tail = dst.serial_lines()[-1:] or ["nothing"]
+            try:
+                model = run.model(dst)
+            except nkvm.NkvmError as exc:
+                model = f"unreadable: {exc}"
+            detail += (f"; the destination printed {tail[0]!r} last, its "
+                       f"model now: {model!r}")
         tap.check(ok, f"{label}: {HELD_NAMES[4]}", detail)
         if not ok:
             echo_guest(src)
