@@ -125,3 +125,12 @@ void nested_event_set_svm_soft_rips(NestedEvent *ev, uint64_t rip,
     ev->cs_base = cs_base;
     ev->insn_len = d <= NESTED_MAX_INSN_LEN ? d : 0;
 }
+
+/* VMX pushes RIP + the VM-entry instruction length, already in insn_len. */
+void nested_event_set_vmx_soft_rips(NestedEvent *ev, uint64_t rip,
+                                    uint64_t cs_base)
+{
+    ev->old_rip = rip;
+    ev->next_rip = rip + ev->insn_len;
+    ev->cs_base = cs_base;
+}

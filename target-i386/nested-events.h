@@ -157,5 +157,8 @@ bool nested_event_beyond_stock(const NestedEventState *st);
  */
 void nested_event_set_svm_soft_rips(NestedEvent *ev, uint64_t rip,
                                     uint64_t cs_base, uint64_t next_rip);
+/* The same as VMX takes them: RIP plus ev->insn_len. */
+void nested_event_set_vmx_soft_rips(NestedEvent *ev, uint64_t rip,
+                                    uint64_t cs_base);
 
 #endif /* TARGET_I386_NESTED_EVENTS_H */

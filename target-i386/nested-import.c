@@ -290,9 +290,7 @@ static bool import_vmx_event(NestedEventState *st, const NestedStateView *v,
         return false;
     }
     if (ev.valid && nested_event_type_is_soft(ev.type)) {
-        ev.old_rip = rip;
-        ev.next_rip = rip + ev.insn_len;
-        ev.cs_base = cs_base;
+        nested_event_set_vmx_soft_rips(&ev, rip, cs_base);
     }
     /*
      * prepare_vmcs02_early() injects from vmcs12 only while the nested

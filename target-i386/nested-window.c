@@ -394,9 +394,7 @@ static bool seen_vmx(const NestedWindow *w, uint64_t rip, uint64_t cs_base,
                                  nested_event_type_name(seen->type));
     }
     if (nested_event_type_is_soft(seen->type)) {
-        seen->old_rip = rip;
-        seen->next_rip = rip + seen->insn_len;
-        seen->cs_base = cs_base;
+        nested_event_set_vmx_soft_rips(seen, rip, cs_base);
     }
     return true;
 }

@@ -221,9 +221,7 @@ static bool rebuild_soft_rips(NestedEvent *ev, const char *p,
                                  view.vmx_entry_instruction_len);
     }
     ev->insn_len = view.vmx_entry_instruction_len;
-    ev->old_rip = stock->rip;
-    ev->next_rip = stock->rip + ev->insn_len;
-    ev->cs_base = stock->cs_base;
+    nested_event_set_vmx_soft_rips(ev, stock->rip, stock->cs_base);
     return true;
 }
 
