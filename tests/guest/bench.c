@@ -123,13 +123,13 @@ static void __attribute__((noreturn)) bench_ipi(void)
 {
     uint32_t a, b, c, d;
 
-    svm_cpuid(1, &a, &b, &c, &d);
+    cpuid(1, &a, &b, &c, &d);
     if (!(c & CPUID_1_ECX_X2APIC)) {
         bench_fail("bench-ipi needs x2APIC (CPUID.1:ECX[21])");
     }
-    svm_wrmsr(MSR_APIC_BASE, svm_rdmsr(MSR_APIC_BASE) | APIC_BASE_EN |
-              APIC_BASE_EXTD);
-    svm_wrmsr(MSR_X2APIC_SVR, APIC_SVR_ENABLE | BENCH_SPURIOUS_VECTOR);
+    wrmsr(MSR_APIC_BASE, rdmsr(MSR_APIC_BASE) | APIC_BASE_EN |
+          APIC_BASE_EXTD);
+    wrmsr(MSR_X2APIC_SVR, APIC_SVR_ENABLE | BENCH_SPURIOUS_VECTOR);
     /*
      * SeaBIOS leaves the PIT ticking through the 8259 (IRQ 0 on vector
      * 8): mask both PICs so that the self-IPI is the only interrupt.
@@ -140,7 +140,7 @@ static void __attribute__((noreturn)) bench_ipi(void)
     asm volatile("sti");
     for (;;) {
         /* The interrupt arrives right after the WRMSR, IF being set. */
-        svm_wrmsr(MSR_X2APIC_SELF_IPI, BENCH_IPI_VECTOR);
+        wrmsr(MSR_X2APIC_SELF_IPI, BENCH_IPI_VECTOR);
     }
 }
 

@@ -250,3 +250,21 @@ size_t strlen(const char *s)
     }
     return n;
 }
+
+void check_named(void (*check)(const char *, uint64_t, uint64_t),
+                 const char *name, const char *what, uint64_t got,
+                 uint64_t expected)
+{
+    char desc[160];
+    size_t n = strlen(name), m = strlen(what);
+
+    if (n + m + 3 > sizeof(desc)) {
+        m = sizeof(desc) - n - 3;
+    }
+    memcpy(desc, name, n);
+    desc[n] = ':';
+    desc[n + 1] = ' ';
+    memcpy(desc + n + 2, what, m);
+    desc[n + 2 + m] = '\0';
+    check(desc, got, expected);
+}

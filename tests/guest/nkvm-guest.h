@@ -111,6 +111,13 @@ void *memmove(void *dst, const void *src, size_t n);
 int memcmp(const void *a, const void *b, size_t n);
 size_t strlen(const char *s);
 void __attribute__((noreturn)) guest_exit(int value);
+/*
+ * check(), with "name: what" as the description (cut to fit 160 bytes;
+ * name is a short case name).
+ */
+void check_named(void (*check)(const char *, uint64_t, uint64_t),
+                 const char *name, const char *what, uint64_t got,
+                 uint64_t expected);
 
 static inline void outb(uint16_t port, uint8_t v)
 {
@@ -149,6 +156,27 @@ static inline uint64_t rdtsc(void)
 
     asm volatile("rdtsc" : "=a"(lo), "=d"(hi));
     return ((uint64_t)hi << 32) | lo;
+}
+
+static inline void cpuid(uint32_t leaf, uint32_t *a, uint32_t *b,
+                         uint32_t *c, uint32_t *d)
+{
+    asm volatile("cpuid" : "=a"(*a), "=b"(*b), "=c"(*c), "=d"(*d)
+                 : "a"(leaf), "c"(0));
+}
+
+static inline uint64_t rdmsr(uint32_t msr)
+{
+    uint32_t lo, hi;
+
+    asm volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"(msr));
+    return ((uint64_t)hi << 32) | lo;
+}
+
+static inline void wrmsr(uint32_t msr, uint64_t v)
+{
+    asm volatile("wrmsr" : : "c"(msr), "a"((uint32_t)v),
+                 "d"((uint32_t)(v >> 32)));
 }
 
 /* boot.S */

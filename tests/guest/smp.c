@@ -9,7 +9,7 @@
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 
-#include "svm-lib.h"
+#include "nkvm-guest.h"
 
 #define ICR_INIT                0x00004500  /* INIT, level assert */
 #define ICR_STARTUP             0x00004600  /* start-up, level assert */
@@ -39,19 +39,19 @@ bool x2apic_enable(void)
 {
     uint32_t a, b, c, d;
 
-    svm_cpuid(1, &a, &b, &c, &d);
+    cpuid(1, &a, &b, &c, &d);
     if (!(c & CPUID_1_ECX_X2APIC)) {
         return false;
     }
-    svm_wrmsr(MSR_APIC_BASE, svm_rdmsr(MSR_APIC_BASE) | APIC_BASE_EN |
-              APIC_BASE_EXTD);
-    svm_wrmsr(MSR_X2APIC_SVR, APIC_SVR_ENABLE | SPURIOUS_VECTOR);
+    wrmsr(MSR_APIC_BASE, rdmsr(MSR_APIC_BASE) | APIC_BASE_EN |
+          APIC_BASE_EXTD);
+    wrmsr(MSR_X2APIC_SVR, APIC_SVR_ENABLE | SPURIOUS_VECTOR);
     return true;
 }
 
 uint32_t x2apic_id(void)
 {
-    return (uint32_t)svm_rdmsr(MSR_X2APIC_ID);
+    return (uint32_t)rdmsr(MSR_X2APIC_ID);
 }
 
 static void tsc_wait(uint64_t ticks)
@@ -83,14 +83,14 @@ static bool start_one(unsigned index)
     ap_index = index;
     ap_running = false;
     smp_ap_stack = (uint64_t)&ap_stacks[index][AP_STACK_SIZE];
-    svm_wrmsr(MSR_X2APIC_ICR, ((uint64_t)index << 32) | ICR_INIT);
+    wrmsr(MSR_X2APIC_ICR, ((uint64_t)index << 32) | ICR_INIT);
     tsc_wait(INIT_WAIT);
-    svm_wrmsr(MSR_X2APIC_ICR, ((uint64_t)index << 32) | ICR_STARTUP |
-              (SMP_TRAMPOLINE >> 12));
+    wrmsr(MSR_X2APIC_ICR, ((uint64_t)index << 32) | ICR_STARTUP |
+          (SMP_TRAMPOLINE >> 12));
     tsc_wait(SIPI_WAIT);
     if (!ap_running) {
-        svm_wrmsr(MSR_X2APIC_ICR, ((uint64_t)index << 32) | ICR_STARTUP |
-                  (SMP_TRAMPOLINE >> 12));
+        wrmsr(MSR_X2APIC_ICR, ((uint64_t)index << 32) | ICR_STARTUP |
+              (SMP_TRAMPOLINE >> 12));
     }
     for (start = rdtsc(); !ap_running; ) {
         if (rdtsc() - start > AP_WAIT) {

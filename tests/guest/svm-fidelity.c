@@ -106,10 +106,10 @@ static void vmcb_fresh(const char *rip, uint16_t cr_read,
 static void expect_exit(const char *what, uint64_t code, const char *at)
 {
     svm_vmrun(vmcb);
-    svm_check_named(check, what, "exit code",
-                    vmcb_r64(vmcb, VMCB_EXIT_CODE), code);
-    svm_check_named(check, what, "saved RIP", vmcb_r64(vmcb, VMCB_RIP),
-                    (uint64_t)at);
+    check_named(check, what, "exit code",
+                vmcb_r64(vmcb, VMCB_EXIT_CODE), code);
+    check_named(check, what, "saved RIP", vmcb_r64(vmcb, VMCB_RIP),
+                (uint64_t)at);
 }
 
 static void run_lmsw(void)
@@ -151,7 +151,7 @@ static void run_rdtscp(void)
 {
     uint32_t a, b, c, d;
 
-    svm_cpuid(0x80000001, &a, &b, &c, &d);
+    cpuid(0x80000001, &a, &b, &c, &d);
     if (!(d & CPUID_8000_0001_EDX_RDTSCP)) {
         check("CPUID Fn8000_0001_EDX[RDTSCP] is set", 0, 1);
         return;
@@ -166,7 +166,7 @@ static void run_xsetbv(void)
     uint32_t a, b, c, d;
     uint64_t cr4;
 
-    svm_cpuid(1, &a, &b, &c, &d);
+    cpuid(1, &a, &b, &c, &d);
     if (!(c & CPUID_1_ECX_XSAVE)) {
         check("CPUID Fn0000_0001_ECX[XSAVE] is set", 0, 1);
         return;
@@ -289,12 +289,12 @@ static void run_alignment_check(void)
 static void lbr_branch(const char *what, uint64_t (*snippet)(void),
                        const char *from, const char *to)
 {
-    svm_check_named(check, what, "DebugCtl reads back with LBR set",
-                    snippet(), DEBUGCTL_LBR);
-    svm_check_named(check, what, "LastBranchFromIP is the branch",
-                    svm_rdmsr(MSR_LASTBRANCHFROMIP), (uint64_t)from);
-    svm_check_named(check, what, "LastBranchToIP is its target",
-                    svm_rdmsr(MSR_LASTBRANCHTOIP), (uint64_t)to);
+    check_named(check, what, "DebugCtl reads back with LBR set",
+                snippet(), DEBUGCTL_LBR);
+    check_named(check, what, "LastBranchFromIP is the branch",
+                rdmsr(MSR_LASTBRANCHFROMIP), (uint64_t)from);
+    check_named(check, what, "LastBranchToIP is its target",
+                rdmsr(MSR_LASTBRANCHTOIP), (uint64_t)to);
 }
 
 static void run_lbr(void)
@@ -306,7 +306,7 @@ static void run_lbr(void)
     lbr_branch("lbr ret", svm_fid_lbr_ret, svm_fid_lbr_ret_from,
                svm_fid_lbr_ret_to);
     check("lbr: DebugCtl reads 0 once cleared",
-          svm_rdmsr(MSR_DEBUGCTL), 0);
+          rdmsr(MSR_DEBUGCTL), 0);
 }
 
 /*
@@ -329,30 +329,30 @@ static void lbrv_run(const char *what, uint64_t dbgctl)
     svm_fid_lbrv_seen[2] = ~0ull;
     host_dbgctl = svm_fid_lbrv_host(vmcb);
 
-    svm_check_named(check, what, "exit code",
-                    vmcb_r64(vmcb, VMCB_EXIT_CODE), EXIT_VMMCALL);
-    svm_check_named(check, what, "L2 starts with the VMCB's DebugCtl",
-                    svm_fid_lbrv_seen[0], dbgctl);
-    svm_check_named(check, what, "L2 starts with the VMCB's "
-                    "LastBranchFromIP", svm_fid_lbrv_seen[1], from_marker);
-    svm_check_named(check, what, "L2 starts with the VMCB's "
-                    "LastBranchToIP", svm_fid_lbrv_seen[2], to_marker);
-    svm_check_named(check, what, "#VMEXIT saves L2's DebugCtl",
-                    vmcb_r64(vmcb, VMCB_DBGCTL), dbgctl);
-    svm_check_named(check, what, "#VMEXIT saves L2's LastBranchFromIP",
-                    vmcb_r64(vmcb, VMCB_BR_FROM),
-                    on ? (uint64_t)svm_fid_lbrv_guest_from : from_marker);
-    svm_check_named(check, what, "#VMEXIT saves L2's LastBranchToIP",
-                    vmcb_r64(vmcb, VMCB_BR_TO),
-                    on ? (uint64_t)svm_fid_lbrv_guest_to : to_marker);
-    svm_check_named(check, what, "L1's DebugCtl is restored",
-                    host_dbgctl, DEBUGCTL_LBR);
-    svm_check_named(check, what, "L1's LastBranchFromIP is restored",
-                    svm_rdmsr(MSR_LASTBRANCHFROMIP),
-                    (uint64_t)svm_fid_lbrv_host_from);
-    svm_check_named(check, what, "L1's LastBranchToIP is restored",
-                    svm_rdmsr(MSR_LASTBRANCHTOIP),
-                    (uint64_t)svm_fid_lbrv_host_to);
+    check_named(check, what, "exit code",
+                vmcb_r64(vmcb, VMCB_EXIT_CODE), EXIT_VMMCALL);
+    check_named(check, what, "L2 starts with the VMCB's DebugCtl",
+                svm_fid_lbrv_seen[0], dbgctl);
+    check_named(check, what, "L2 starts with the VMCB's "
+                "LastBranchFromIP", svm_fid_lbrv_seen[1], from_marker);
+    check_named(check, what, "L2 starts with the VMCB's "
+                "LastBranchToIP", svm_fid_lbrv_seen[2], to_marker);
+    check_named(check, what, "#VMEXIT saves L2's DebugCtl",
+                vmcb_r64(vmcb, VMCB_DBGCTL), dbgctl);
+    check_named(check, what, "#VMEXIT saves L2's LastBranchFromIP",
+                vmcb_r64(vmcb, VMCB_BR_FROM),
+                on ? (uint64_t)svm_fid_lbrv_guest_from : from_marker);
+    check_named(check, what, "#VMEXIT saves L2's LastBranchToIP",
+                vmcb_r64(vmcb, VMCB_BR_TO),
+                on ? (uint64_t)svm_fid_lbrv_guest_to : to_marker);
+    check_named(check, what, "L1's DebugCtl is restored",
+                host_dbgctl, DEBUGCTL_LBR);
+    check_named(check, what, "L1's LastBranchFromIP is restored",
+                rdmsr(MSR_LASTBRANCHFROMIP),
+                (uint64_t)svm_fid_lbrv_host_from);
+    check_named(check, what, "L1's LastBranchToIP is restored",
+                rdmsr(MSR_LASTBRANCHTOIP),
+                (uint64_t)svm_fid_lbrv_host_to);
 }
 
 static void run_lbrv(void)

@@ -6,40 +6,19 @@
 
 #include "svm-lib.h"
 
-void svm_cpuid(uint32_t leaf, uint32_t *a, uint32_t *b, uint32_t *c,
-               uint32_t *d)
-{
-    asm volatile("cpuid" : "=a"(*a), "=b"(*b), "=c"(*c), "=d"(*d)
-                 : "a"(leaf), "c"(0));
-}
-
-uint64_t svm_rdmsr(uint32_t msr)
-{
-    uint32_t lo, hi;
-
-    asm volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"(msr));
-    return ((uint64_t)hi << 32) | lo;
-}
-
-void svm_wrmsr(uint32_t msr, uint64_t v)
-{
-    asm volatile("wrmsr" : : "c"(msr), "a"((uint32_t)v),
-                 "d"((uint32_t)(v >> 32)));
-}
-
 bool svm_probe(uint32_t *rev, uint32_t *asids, uint32_t *features)
 {
     uint32_t a, b, c, d;
 
-    svm_cpuid(0x80000000, &a, &b, &c, &d);
+    cpuid(0x80000000, &a, &b, &c, &d);
     if (a < 0x8000000a) {
         return false;
     }
-    svm_cpuid(0x80000001, &a, &b, &c, &d);
+    cpuid(0x80000001, &a, &b, &c, &d);
     if (!(c & (1 << 2))) {
         return false;
     }
-    svm_cpuid(0x8000000a, &a, &b, &c, &d);
+    cpuid(0x8000000a, &a, &b, &c, &d);
     *rev = a & 0xff;
     *asids = b;
     *features = d;
@@ -48,8 +27,8 @@ bool svm_probe(uint32_t *rev, uint32_t *asids, uint32_t *features)
 
 void svm_enable(void *hsave)
 {
-    svm_wrmsr(MSR_EFER, svm_rdmsr(MSR_EFER) | EFER_SVME);
-    svm_wrmsr(MSR_VM_HSAVE_PA, (uint64_t)hsave);
+    wrmsr(MSR_EFER, rdmsr(MSR_EFER) | EFER_SVME);
+    wrmsr(MSR_VM_HSAVE_PA, (uint64_t)hsave);
 }
 
 static void vmcb_seg(uint8_t *vmcb, unsigned off, uint16_t sel,
@@ -77,7 +56,7 @@ void svm_vmcb_mirror_l1(uint8_t *vmcb)
     vmcb_seg(vmcb, VMCB_DS, GDT_DATA, ATTR_DATA);
     vmcb_w32(vmcb, VMCB_GDTR + 4, gdtr.limit);
     vmcb_w64(vmcb, VMCB_GDTR + 8, gdtr.base);
-    vmcb_w64(vmcb, VMCB_EFER, svm_rdmsr(MSR_EFER));
+    vmcb_w64(vmcb, VMCB_EFER, rdmsr(MSR_EFER));
     vmcb_w64(vmcb, VMCB_CR0, cr0);
     vmcb_w64(vmcb, VMCB_CR3, cr3);
     vmcb_w64(vmcb, VMCB_CR4, cr4);
@@ -151,22 +130,4 @@ void svm_vmrun_regs(uint8_t *vmcb, SvmGuestRegs *regs)
                  : : "a"((uint64_t)vmcb), "D"(regs)
                  : "rbx", "rcx", "rdx", "rsi", "r8", "r9", "r10", "r11",
                    "r12", "r13", "r14", "r15", "memory", "cc");
-}
-
-void svm_check_named(void (*check)(const char *, uint64_t, uint64_t),
-                     const char *name, const char *what, uint64_t got,
-                     uint64_t expected)
-{
-    char desc[160];
-    size_t n = strlen(name), m = strlen(what);
-
-    if (n + m + 3 > sizeof(desc)) {
-        m = sizeof(desc) - n - 3;
-    }
-    memcpy(desc, name, n);
-    desc[n] = ':';
-    desc[n + 1] = ' ';
-    memcpy(desc + n + 2, what, m);
-    desc[n + 2 + m] = '\0';
-    check(desc, got, expected);
 }

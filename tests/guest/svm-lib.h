@@ -146,10 +146,6 @@ static inline uint64_t vmcb_r64(const uint8_t *vmcb, unsigned off)
 }
 
 /* svm-lib.c */
-void svm_cpuid(uint32_t leaf, uint32_t *a, uint32_t *b, uint32_t *c,
-               uint32_t *d);
-uint64_t svm_rdmsr(uint32_t msr);
-void svm_wrmsr(uint32_t msr, uint64_t v);
 /*
  * Check CPUID for SVM; if present, fill in Fn8000_000A (a, b, d) and
  * return true.
@@ -176,12 +172,5 @@ typedef struct SvmGuestRegs {
 } SvmGuestRegs;
 /* svm_vmrun() with L2's registers loaded from and saved to *regs */
 void svm_vmrun_regs(uint8_t *vmcb, SvmGuestRegs *regs);
-/*
- * check(), with "name: what" as the description (cut to fit 160 bytes;
- * name is a short case name).
- */
-void svm_check_named(void (*check)(const char *, uint64_t, uint64_t),
-                     const char *name, const char *what, uint64_t got,
-                     uint64_t expected);
 
 #endif

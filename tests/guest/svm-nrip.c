@@ -128,7 +128,7 @@ static void vmcb_init(void)
 static void report(const char *what, const char *name, uint64_t got,
                    uint64_t expected)
 {
-    svm_check_named(check, name, what, got, expected);
+    check_named(check, name, what, got, expected);
 }
 
 static void run_intercepts(void)
@@ -208,17 +208,17 @@ void scenario_svm_nrip(void (*check_fn)(const char *, uint64_t, uint64_t))
     uint32_t a, b, c, d;
 
     check = check_fn;
-    svm_cpuid(0x80000000, &a, &b, &c, &d);
+    cpuid(0x80000000, &a, &b, &c, &d);
     if (a < 0x8000000a) {
         check("CPUID has leaf 0x8000000a", a >= 0x8000000a, 1);
         return;
     }
-    svm_cpuid(0x80000001, &a, &b, &c, &d);
+    cpuid(0x80000001, &a, &b, &c, &d);
     if (!(c & (1 << 2))) {
         check("CPUID Fn8000_0001_ECX[SVM] is set", 0, 1);
         return;
     }
-    svm_cpuid(0x8000000a, &a, &b, &c, &d);
+    cpuid(0x8000000a, &a, &b, &c, &d);
     nrips = d & (1 << 3);
     kprintf("# SVM revision %u, %u ASIDs, Fn8000_000A_EDX 0x%x, NRIPS %s\n",
             a & 0xff, b, d, nrips ? "present" : "absent");

@@ -102,21 +102,21 @@ static void timer_idt_init(void)
 
 static void timer_start(void)
 {
-    svm_wrmsr(MSR_APIC_BASE, svm_rdmsr(MSR_APIC_BASE) | APIC_BASE_EN |
-              APIC_BASE_EXTD);
-    svm_wrmsr(MSR_X2APIC_SVR, APIC_SVR_ENABLE | SVM_TIMER_SPURIOUS);
+    wrmsr(MSR_APIC_BASE, rdmsr(MSR_APIC_BASE) | APIC_BASE_EN |
+          APIC_BASE_EXTD);
+    wrmsr(MSR_X2APIC_SVR, APIC_SVR_ENABLE | SVM_TIMER_SPURIOUS);
     /* SeaBIOS leaves the PIT on the 8259: the timer must be alone */
     outb(PIC1_DATA, 0xff);
     outb(PIC2_DATA, 0xff);
-    svm_wrmsr(MSR_X2APIC_DIV_CONF, APIC_DIV_BY_1);
-    svm_wrmsr(MSR_X2APIC_LVT_TIMER, APIC_LVT_PERIODIC | SVM_TIMER_VECTOR);
-    svm_wrmsr(MSR_X2APIC_INIT_COUNT, SVM_TIMER_INITIAL);
+    wrmsr(MSR_X2APIC_DIV_CONF, APIC_DIV_BY_1);
+    wrmsr(MSR_X2APIC_LVT_TIMER, APIC_LVT_PERIODIC | SVM_TIMER_VECTOR);
+    wrmsr(MSR_X2APIC_INIT_COUNT, SVM_TIMER_INITIAL);
 }
 
 static void timer_stop(void)
 {
-    svm_wrmsr(MSR_X2APIC_LVT_TIMER, APIC_LVT_MASKED | SVM_TIMER_VECTOR);
-    svm_wrmsr(MSR_X2APIC_INIT_COUNT, 0);
+    wrmsr(MSR_X2APIC_LVT_TIMER, APIC_LVT_MASKED | SVM_TIMER_VECTOR);
+    wrmsr(MSR_X2APIC_INIT_COUNT, 0);
 }
 
 static void vmcb_init(void)
@@ -192,7 +192,7 @@ void scenario_svm_timer(void (*check)(const char *desc, uint64_t got,
     uint64_t corrupt = 0;
     uint64_t before, took;
 
-    svm_cpuid(1, &a, &b, &c, &d);
+    cpuid(1, &a, &b, &c, &d);
     if (!(c & CPUID_1_ECX_X2APIC) ||
         !svm_probe(&rev, &asids, &features)) {
         check("CPUID has x2APIC and SVM", 0, 1);

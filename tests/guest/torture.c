@@ -192,7 +192,7 @@ static void l1_idt_install(void)
  */
 static void apic_self_nmi(TortureCpu *c)
 {
-    svm_wrmsr(MSR_X2APIC_ICR, ((uint64_t)c->index << 32) | ICR_NMI_ASSERT);
+    wrmsr(MSR_X2APIC_ICR, ((uint64_t)c->index << 32) | ICR_NMI_ASSERT);
 }
 
 /* Return through IRET to the next instruction: ends any NMI blocking. */
@@ -320,15 +320,15 @@ static void cross_send(TortureCpu *c, uint64_t rnd)
     if ((cross_kinds & CROSS_IPIS) && ((rnd >> 40) & 3) == 0 &&
         c->ipis_sent == t_l1_ipi_count[t]) {
         c->ipis_sent++;
-        svm_wrmsr(MSR_X2APIC_ICR, dest | ICR_FIXED_ASSERT |
-                  CROSS_IPI_VECTOR);
+        wrmsr(MSR_X2APIC_ICR, dest | ICR_FIXED_ASSERT |
+              CROSS_IPI_VECTOR);
     }
     if ((cross_kinds & CROSS_NMIS) && ((rnd >> 42) & 3) == 0 &&
         __atomic_compare_exchange_n(&t_cross_nmi_state[t], &idle,
                                     CROSS_NMI_SENT, false, __ATOMIC_ACQ_REL,
                                     __ATOMIC_ACQUIRE)) {
         c->nmis_sent++;
-        svm_wrmsr(MSR_X2APIC_ICR, dest | ICR_NMI_ASSERT);
+        wrmsr(MSR_X2APIC_ICR, dest | ICR_NMI_ASSERT);
     }
 }
 
@@ -854,7 +854,7 @@ static void hcall_patch(void)
     for (site = t_l2_hcall_sites; site < t_l2_hcall_sites_end; site++) {
         memcpy((void *)*site, hv->hcall, sizeof(hv->hcall));
     }
-    svm_cpuid(0, &a, &b, &c, &d);   /* serializes: the new bytes run */
+    cpuid(0, &a, &b, &c, &d);   /* serializes: the new bytes run */
 }
 
 uint64_t scenario_torture(const char *cmdline)

@@ -33,7 +33,6 @@
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 
-#include "svm-lib.h"    /* svm_cpuid, svm_check_named */
 #include "vmx-lib.h"
 #include "vmx-inject.h"
 
@@ -65,7 +64,7 @@ static void (*check)(const char *desc, uint64_t got, uint64_t expected);
 static void report(const char *name, const char *what, uint64_t got,
                    uint64_t expected)
 {
-    svm_check_named(check, name, what, got, expected);
+    check_named(check, name, what, got, expected);
 }
 
 static uint64_t ept_init(void)

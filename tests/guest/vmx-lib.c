@@ -4,7 +4,6 @@
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 
-#include "svm-lib.h"    /* svm_cpuid, svm_rdmsr, svm_wrmsr: not SVM's */
 #include "vmx-lib.h"
 
 /* A 64-bit TSS (SDM Vol. 3A, 8.7, Figure 8-11): only its size matters */
@@ -32,26 +31,26 @@ bool vmx_probe(VmxCaps *caps)
     uint32_t a, b, c, d;
     bool true_ctls;
 
-    svm_cpuid(1, &a, &b, &c, &d);
+    cpuid(1, &a, &b, &c, &d);
     if (!(c & CPUID_1_ECX_VMX)) {
         return false;
     }
-    caps->basic = svm_rdmsr(MSR_VMX_BASIC);
-    caps->misc = svm_rdmsr(MSR_VMX_MISC);
+    caps->basic = rdmsr(MSR_VMX_BASIC);
+    caps->misc = rdmsr(MSR_VMX_MISC);
     true_ctls = caps->basic & VMX_BASIC_TRUE_CTLS;
-    caps->pin = svm_rdmsr(true_ctls ? MSR_VMX_TRUE_PINBASED_CTLS
-                                    : MSR_VMX_PINBASED_CTLS);
-    caps->proc = svm_rdmsr(true_ctls ? MSR_VMX_TRUE_PROCBASED_CTLS
-                                     : MSR_VMX_PROCBASED_CTLS);
-    caps->exit = svm_rdmsr(true_ctls ? MSR_VMX_TRUE_EXIT_CTLS
-                                     : MSR_VMX_EXIT_CTLS);
-    caps->entry = svm_rdmsr(true_ctls ? MSR_VMX_TRUE_ENTRY_CTLS
-                                      : MSR_VMX_ENTRY_CTLS);
+    caps->pin = rdmsr(true_ctls ? MSR_VMX_TRUE_PINBASED_CTLS
+                                : MSR_VMX_PINBASED_CTLS);
+    caps->proc = rdmsr(true_ctls ? MSR_VMX_TRUE_PROCBASED_CTLS
+                                 : MSR_VMX_PROCBASED_CTLS);
+    caps->exit = rdmsr(true_ctls ? MSR_VMX_TRUE_EXIT_CTLS
+                                 : MSR_VMX_EXIT_CTLS);
+    caps->entry = rdmsr(true_ctls ? MSR_VMX_TRUE_ENTRY_CTLS
+                                  : MSR_VMX_ENTRY_CTLS);
     /* both exist only if the primary controls can activate them */
     caps->proc2 = (caps->proc >> 32) & PROC_SECONDARY ?
-                  svm_rdmsr(MSR_VMX_PROCBASED_CTLS2) : 0;
+                  rdmsr(MSR_VMX_PROCBASED_CTLS2) : 0;
     caps->ept_vpid = (caps->proc2 >> 32) & PROC2_EPT ?
-                     svm_rdmsr(MSR_VMX_EPT_VPID_CAP) : 0;
+                     rdmsr(MSR_VMX_EPT_VPID_CAP) : 0;
     return true;
 }
 
@@ -92,23 +91,23 @@ static void load_gdt_and_tr(unsigned cpu)
 
 const char *vmx_enable(const VmxCaps *caps, unsigned cpu, void *region)
 {
-    uint64_t fc = svm_rdmsr(MSR_IA32_FEATURE_CONTROL);
+    uint64_t fc = rdmsr(MSR_IA32_FEATURE_CONTROL);
     uint64_t cr0, cr4, pa = (uint64_t)region;
     bool fail;
 
     if (!(fc & FEATURE_CONTROL_LOCKED)) {
-        svm_wrmsr(MSR_IA32_FEATURE_CONTROL,
-                  fc | FEATURE_CONTROL_LOCKED | FEATURE_CONTROL_VMXON);
+        wrmsr(MSR_IA32_FEATURE_CONTROL,
+              fc | FEATURE_CONTROL_LOCKED | FEATURE_CONTROL_VMXON);
     } else if (!(fc & FEATURE_CONTROL_VMXON)) {
         return "IA32_FEATURE_CONTROL is locked with VMXON disabled";
     }
     asm volatile("mov %%cr0, %0" : "=r"(cr0));
     asm volatile("mov %%cr4, %0" : "=r"(cr4));
     /* SDM Vol. 3C, 24.8: bits fixed to 1 are set, bits fixed to 0 clear */
-    cr0 = (cr0 | svm_rdmsr(MSR_VMX_CR0_FIXED0)) &
-          svm_rdmsr(MSR_VMX_CR0_FIXED1);
-    cr4 = (cr4 | svm_rdmsr(MSR_VMX_CR4_FIXED0) | CR4_VMXE) &
-          svm_rdmsr(MSR_VMX_CR4_FIXED1);
+    cr0 = (cr0 | rdmsr(MSR_VMX_CR0_FIXED0)) &
+          rdmsr(MSR_VMX_CR0_FIXED1);
+    cr4 = (cr4 | rdmsr(MSR_VMX_CR4_FIXED0) | CR4_VMXE) &
+          rdmsr(MSR_VMX_CR4_FIXED1);
     asm volatile("mov %0, %%cr0" : : "r"(cr0) : "memory");
     asm volatile("mov %0, %%cr4" : : "r"(cr4) : "memory");
     if (!(cr4 & CR4_VMXE)) {
@@ -171,7 +170,7 @@ static void vmx_vmcs_host_l1(unsigned cpu, uint32_t exit_ctls)
     vmwrite(VMCS_HOST_SYSENTER_ESP, 0);
     vmwrite(VMCS_HOST_SYSENTER_EIP, 0);
     if (exit_ctls & EXIT_LOAD_EFER) {
-        vmwrite(VMCS_HOST_EFER, svm_rdmsr(MSR_EFER));
+        vmwrite(VMCS_HOST_EFER, rdmsr(MSR_EFER));
     }
     vmwrite(VMCS_HOST_RIP, (uint64_t)vmx_exit_point);
     /* HOST_RSP is written by vmx_run(), which knows its stack */
@@ -242,7 +241,7 @@ void vmx_vmcs_guest_mirror_l1(unsigned cpu)
     vmwrite(VMCS_CR4_MASK, 0);
     vmwrite(VMCS_CR0_SHADOW, 0);
     vmwrite(VMCS_CR4_SHADOW, 0);
-    vmwrite(VMCS_GUEST_EFER, svm_rdmsr(MSR_EFER));
+    vmwrite(VMCS_GUEST_EFER, rdmsr(MSR_EFER));
     vmwrite(VMCS_GUEST_DR7, 0x400);
     vmwrite(VMCS_GUEST_DEBUGCTL, 0);
     vmwrite(VMCS_GUEST_RFLAGS, 0x2);
