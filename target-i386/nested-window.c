@@ -37,25 +37,22 @@ const char *const *nested_trace_names(NestedTraceKind kind)
     }
 }
 
-/* The fields each kind must have, in the order a, b, c. */
-static const char *field_name(NestedTraceKind kind, int which)
+/* The name of a field that kind must have; NULL where it has none. */
+static const char *field_name(NestedTraceKind kind, NestedTraceFieldId which)
 {
     static const char *const vmexit_fields[] = {
-        "intr_info", "error_code", "info2",
+        [NESTED_TRACE_FIELD_INFO] = "intr_info",
+        [NESTED_TRACE_FIELD_ERROR_CODE] = "error_code",
+        [NESTED_TRACE_FIELD_INFO2] = "info2",
     };
 
     if (kind == NESTED_TRACE_VMENTER) {
-        return which == 0 ? "event_inj" : NULL;
+        return which == NESTED_TRACE_FIELD_INFO ? "event_inj" : NULL;
     }
     if (kind == NESTED_TRACE_VMEXIT) {
         return vmexit_fields[which];
     }
     return NULL;
-}
-
-static NestedTraceField *event_field(NestedTraceEvent *ev, int which)
-{
-    return which == 0 ? &ev->a : which == 1 ? &ev->b : &ev->c;
 }
 
 static bool parse_number(const char *line, const char *key, uint32_t *out)
@@ -134,10 +131,10 @@ bool nested_trace_parse_format(NestedTraceFormat *fmt, NestedTraceKind kind,
             common = f;
             continue;
         }
-        for (int which = 0; which < 3; which++) {
+        for (int which = 0; which < NESTED_TRACE_FIELD__MAX; which++) {
             if (field_name(kind, which) &&
                 !strcmp(name, field_name(kind, which))) {
-                *event_field(ev, which) = f;
+                ev->field[which] = f;
             }
         }
     }
@@ -152,8 +149,8 @@ bool nested_trace_parse_format(NestedTraceFormat *fmt, NestedTraceKind kind,
                     nested_trace_names(kind)[0], common.size);
         return false;
     }
-    for (int which = 0; which < 3; which++) {
-        const NestedTraceField *f = event_field(ev, which);
+    for (int which = 0; which < NESTED_TRACE_FIELD__MAX; which++) {
+        const NestedTraceField *f = &ev->field[which];
 
         if (field_name(kind, which) && (f->size < 1 || f->size > 8)) {
             g_set_error(errp, NESTED_EVENT_ERROR, NESTED_EVENT_ERROR_INVALID,
@@ -187,7 +184,7 @@ static bool read_field(const uint8_t *raw, size_t len,
 bool nested_trace_decode(const NestedTraceFormat *fmt, const uint8_t *raw,
                          size_t len, NestedTraceRecord *rec, GError **errp)
 {
-    uint64_t type, a = 0, b = 0, c = 0;
+    uint64_t type;
 
     memset(rec, 0, sizeof(*rec));
     if (!read_field(raw, len, &fmt->common_type, &type)) {
@@ -197,23 +194,26 @@ bool nested_trace_decode(const NestedTraceFormat *fmt, const uint8_t *raw,
     }
     for (int k = 0; k < NESTED_TRACE__MAX; k++) {
         const NestedTraceEvent *ev = &fmt->ev[k];
+        uint64_t v[NESTED_TRACE_FIELD__MAX] = { 0 };
 
         if (!ev->id || ev->id != type) {
             continue;
         }
-        if ((ev->a.size && !read_field(raw, len, &ev->a, &a)) ||
-            (ev->b.size && !read_field(raw, len, &ev->b, &b)) ||
-            (ev->c.size && !read_field(raw, len, &ev->c, &c))) {
-            g_set_error(errp, NESTED_EVENT_ERROR,
-                        NESTED_EVENT_ERROR_TRUNCATED,
-                        "%s record.size=%zu: shorter than its format",
-                        nested_trace_names(k)[0], len);
-            return false;
+        for (int which = 0; which < NESTED_TRACE_FIELD__MAX; which++) {
+            const NestedTraceField *f = &ev->field[which];
+
+            if (f->size && !read_field(raw, len, f, &v[which])) {
+                g_set_error(errp, NESTED_EVENT_ERROR,
+                            NESTED_EVENT_ERROR_TRUNCATED,
+                            "%s record.size=%zu: shorter than its format",
+                            nested_trace_names(k)[0], len);
+                return false;
+            }
         }
         rec->kind = k;
-        rec->info = a;
-        rec->error_code = b;
-        rec->info2 = c;
+        rec->info = v[NESTED_TRACE_FIELD_INFO];
+        rec->error_code = v[NESTED_TRACE_FIELD_ERROR_CODE];
+        rec->info2 = v[NESTED_TRACE_FIELD_INFO2];
         return true;
     }
     return false;

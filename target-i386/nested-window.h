@@ -43,11 +43,17 @@ typedef struct NestedTraceField {
     uint32_t size;              /* 0: absent */
 } NestedTraceField;
 
+/* The fields read from a record; vmenter has only the first. */
+typedef enum NestedTraceFieldId {
+    NESTED_TRACE_FIELD_INFO,        /* event_inj / intr_info */
+    NESTED_TRACE_FIELD_ERROR_CODE,  /* error_code (vmexit only) */
+    NESTED_TRACE_FIELD_INFO2,       /* info2 (vmexit only) */
+    NESTED_TRACE_FIELD__MAX,
+} NestedTraceFieldId;
+
 typedef struct NestedTraceEvent {
     uint16_t id;                /* common_type of its records */
-    NestedTraceField a;         /* event_inj / intr_info */
-    NestedTraceField b;         /* error_code (vmexit only) */
-    NestedTraceField c;         /* info2 (vmexit only) */
+    NestedTraceField field[NESTED_TRACE_FIELD__MAX];
 } NestedTraceEvent;
 
 typedef struct NestedTraceFormat {

@@ -94,24 +94,29 @@ static void load_formats(NestedTraceFormat *fmt)
 static void test_parse(void)
 {
     NestedTraceFormat fmt;
+    const NestedTraceField *vmenter = fmt.ev[NESTED_TRACE_VMENTER].field;
+    const NestedTraceField *vmexit = fmt.ev[NESTED_TRACE_VMEXIT].field;
 
     load_formats(&fmt);
     g_assert_cmpuint(fmt.common_type.offset, ==, 0);
     g_assert_cmpuint(fmt.common_type.size, ==, 2);
     g_assert_cmpuint(fmt.ev[NESTED_TRACE_VMENTER].id, ==, 1501);
-    g_assert_cmpuint(fmt.ev[NESTED_TRACE_VMENTER].a.offset, ==, 36);
-    g_assert_cmpuint(fmt.ev[NESTED_TRACE_VMEXIT].a.offset, ==, 48);
-    g_assert_cmpuint(fmt.ev[NESTED_TRACE_VMEXIT].b.offset, ==, 52);
-    g_assert_cmpuint(fmt.ev[NESTED_TRACE_VMEXIT].b.size, ==, 4);
-    g_assert_cmpuint(fmt.ev[NESTED_TRACE_VMEXIT].c.offset, ==, 40);
-    g_assert_cmpuint(fmt.ev[NESTED_TRACE_VMEXIT].c.size, ==, 8);
+    g_assert_cmpuint(vmenter[NESTED_TRACE_FIELD_INFO].offset, ==, 36);
+    g_assert_cmpuint(vmexit[NESTED_TRACE_FIELD_INFO].offset, ==, 48);
+    g_assert_cmpuint(vmexit[NESTED_TRACE_FIELD_ERROR_CODE].offset, ==, 52);
+    g_assert_cmpuint(vmexit[NESTED_TRACE_FIELD_ERROR_CODE].size, ==, 4);
+    g_assert_cmpuint(vmexit[NESTED_TRACE_FIELD_INFO2].offset, ==, 40);
+    g_assert_cmpuint(vmexit[NESTED_TRACE_FIELD_INFO2].size, ==, 8);
+    /* vmenter has one field only */
+    g_assert_cmpuint(vmenter[NESTED_TRACE_FIELD_ERROR_CODE].size, ==, 0);
+    g_assert_cmpuint(vmenter[NESTED_TRACE_FIELD_INFO2].size, ==, 0);
     g_assert_cmpuint(fmt.ev[NESTED_TRACE_VMEXIT_INJECT].id, ==, 1503);
 
     /* The pre-rename name has event_inj at another offset. */
     g_assert_true(nested_trace_parse_format(&fmt, NESTED_TRACE_VMENTER,
                                             fmt_vmrun, NULL));
     g_assert_cmpuint(fmt.ev[NESTED_TRACE_VMENTER].id, ==, 1377);
-    g_assert_cmpuint(fmt.ev[NESTED_TRACE_VMENTER].a.offset, ==, 40);
+    g_assert_cmpuint(vmenter[NESTED_TRACE_FIELD_INFO].offset, ==, 40);
     g_assert_cmpstr(nested_trace_names(NESTED_TRACE_VMENTER)[1], ==,
                     "kvm_nested_vmrun");
 }
