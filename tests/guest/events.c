@@ -93,10 +93,12 @@ typedef struct EventStats {
     volatile uint64_t last_rip;     /* written by handlers */
 } EventStats;
 
-#define EVENT_CHECKS(name, rip, detail) \
-    name, name " raised", name " each handled exactly once", \
-    name " return RIP " rip " (wrong ones)", \
-    name " " detail " (wrong ones)"
+/* Designated, so that the counters need no initializer of their own. */
+#define EVENT_CHECKS(n, rip, detail) \
+    .name = n, .check_raised = n " raised", \
+    .check_once = n " each handled exactly once", \
+    .check_rip = n " return RIP " rip " (wrong ones)", \
+    .check_detail = n " " detail " (wrong ones)"
 
 static EventStats stats[EV_COUNT] = {
     [EV_NMI] = { EVENT_CHECKS("self-NMI", "within the send-and-wait loop",
