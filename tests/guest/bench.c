@@ -58,10 +58,7 @@ asm(".text\n"
     "    push %rcx\n"
     "    push %rdx\n"
     "    lock incq bench_counter(%rip)\n"
-    "    mov $0x80b, %ecx\n"            /* MSR_X2APIC_EOI */
-    "    xor %eax, %eax\n"
-    "    xor %edx, %edx\n"
-    "    wrmsr\n"
+    X2APIC_EOI_ASM
     "    pop %rdx\n"
     "    pop %rcx\n"
     "    pop %rax\n"

@@ -321,6 +321,19 @@ void __attribute__((noreturn)) guest_main(uint32_t magic, uint32_t mbi);
     addr_;                                                      \
 })
 
+#define GUEST_STR_(x)           #x
+#define GUEST_STR(x)            GUEST_STR_(x)
+
+/*
+ * The x2APIC EOI of an interrupt handler written in assembly (a WRMSR
+ * of 0); clobbers RAX, RCX and RDX, which the handler saves.
+ */
+#define X2APIC_EOI_ASM                                          \
+    "   mov $" GUEST_STR(MSR_X2APIC_EOI) ", %ecx\n"            \
+    "   xor %eax, %eax\n"                                       \
+    "   xor %edx, %edx\n"                                       \
+    "   wrmsr\n"
+
 #endif /* __ASSEMBLER__ */
 
 #endif /* NKVM_GUEST_H */

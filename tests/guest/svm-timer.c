@@ -54,10 +54,7 @@ asm(".text\n"
     "    push %rcx\n"
     "    push %rdx\n"
     "    lock incq svm_timer_ticks(%rip)\n"
-    "    mov $0x80b, %ecx\n"            /* x2APIC EOI */
-    "    xor %eax, %eax\n"
-    "    xor %edx, %edx\n"
-    "    wrmsr\n"
+    X2APIC_EOI_ASM
     "    pop %rdx\n"
     "    pop %rcx\n"
     "    pop %rax\n"

@@ -57,9 +57,6 @@
 
 #include "torture.h"
 
-#define T_STR_(x)               #x
-#define T_STR(x)                T_STR_(x)
-
 #define ICR_NMI_ASSERT          0x4400  /* delivery mode NMI, level assert */
 #define ICR_FIXED_ASSERT        0x4000  /* fixed delivery, level assert */
 #define CROSS_IPI_VECTOR        0xe0
@@ -1078,12 +1075,12 @@ asm(
     "   push %rsi\n"
     "   mov $0x802, %ecx\n"
     "   rdmsr\n"
-    "   cmp $" T_STR(TORTURE_CPUS) ", %eax\n"
+    "   cmp $" GUEST_STR(TORTURE_CPUS) ", %eax\n"
     "   jae 2f\n"
     "   mov %eax, %esi\n"
     "   lea t_cross_nmi_state(%rip), %rcx\n"
-    "   mov $" T_STR(CROSS_NMI_SENT) ", %eax\n"
-    "   mov $" T_STR(CROSS_NMI_IDLE) ", %edx\n"
+    "   mov $" GUEST_STR(CROSS_NMI_SENT) ", %eax\n"
+    "   mov $" GUEST_STR(CROSS_NMI_IDLE) ", %edx\n"
     "   lock cmpxchgq %rdx, (%rcx,%rsi,8)\n"
     "   lea t_l1_cross_nmi_count(%rip), %rcx\n"
     "   je 1f\n"
@@ -1103,14 +1100,12 @@ asm(
     "   push %rdx\n"
     "   mov $0x802, %ecx\n"
     "   rdmsr\n"
-    "   cmp $" T_STR(TORTURE_CPUS) ", %eax\n"
+    "   cmp $" GUEST_STR(TORTURE_CPUS) ", %eax\n"
     "   jae 1f\n"
     "   lea t_l1_ipi_count(%rip), %rcx\n"
     "   lock incq (%rcx,%rax,8)\n"
-    "1: mov $0x80b, %ecx\n"
-    "   xor %eax, %eax\n"
-    "   xor %edx, %edx\n"
-    "   wrmsr\n"
+    "1:\n"
+    X2APIC_EOI_ASM
     "   pop %rdx\n"
     "   pop %rcx\n"
     "   pop %rax\n"
@@ -1119,10 +1114,10 @@ asm(
     "   .balign 8\n"
     "   .globl t_l1_nmi_count, t_l2_errpushed, t_l1_ipi_count\n"
     "   .globl t_l1_cross_nmi_count, t_cross_nmi_state\n"
-    "t_l1_nmi_count: .skip 8 * " T_STR(TORTURE_CPUS) "\n"
-    "t_l1_cross_nmi_count: .skip 8 * " T_STR(TORTURE_CPUS) "\n"
-    "t_l1_ipi_count: .skip 8 * " T_STR(TORTURE_CPUS) "\n"
-    "t_cross_nmi_state: .skip 8 * " T_STR(TORTURE_CPUS) "\n"
+    "t_l1_nmi_count: .skip 8 * " GUEST_STR(TORTURE_CPUS) "\n"
+    "t_l1_cross_nmi_count: .skip 8 * " GUEST_STR(TORTURE_CPUS) "\n"
+    "t_l1_ipi_count: .skip 8 * " GUEST_STR(TORTURE_CPUS) "\n"
+    "t_cross_nmi_state: .skip 8 * " GUEST_STR(TORTURE_CPUS) "\n"
     "t_l2_errpushed: .skip 256\n"
     "   .pushsection .data.t_l2_hcall_sites, \"aw\"\n"
     "   .globl t_l2_hcall_sites_end\n"
