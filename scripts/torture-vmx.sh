@@ -9,11 +9,16 @@
 # minute on one host core, 1,000 take about 3.5 h; Bochs runs on one
 # thread, so TORTURE_VMX_JOBS=2 runs two chunks at once on two cores.
 #
+#   scripts/torture-vmx.sh            run, then print the totals
+#   scripts/torture-vmx.sh --totals   only print the totals so far
+#
 # Environment: TORTURE_VMX_MIGRATIONS, TORTURE_VMX_CHUNK,
 # TORTURE_VMX_JOBS (default 1), TORTURE_VMX_KVM_MIGRATIONS (upstream's
 # count per chunk, report only, default 0), TORTURE_VMX_KERNEL (default
 # 6.12).
 #
+# Prints, after each chunk, how many migrations are done, the rate and
+# the time left; each chunk's torture.py progress goes to its log.
 # Exits 0 iff every chunk gave a result and nested-kvm lost nothing.
 #
 # SPDX-License-Identifier: GPL-2.0-or-later
@@ -21,6 +26,41 @@ set -uo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top" || exit 1
+dir=docs/results/torture-vmx
+
+# The totals over every recorded day, nested-kvm and upstream apart.
+totals() {
+    /usr/bin/python3 - "$dir" <<'EOF'
+import json, pathlib, sys
+SUMS = ("migrations", "migrations_failed", "stops_in_flight",
+        "stops_in_flight_requeued", "stops_in_flight_vmrun",
+        "events_injected", "lost", "bad", "duplicated", "wrong_rip",
+        "wrong_error_code", "wrong_vector", "wrong_cr2", "l1_nmi_corrupt",
+        "l1_nmi_checks", "strict_refusals")
+tot = {}
+for f in sorted(pathlib.Path(sys.argv[1]).glob("*.jsonl")):
+    for line in f.read_text().splitlines():
+        r = json.loads(line)
+        t = tot.setdefault(r["accel"], {"runs": 0, "by_type": {},
+                                        **dict.fromkeys(SUMS, 0)})
+        t["runs"] += 1
+        for k in SUMS:
+            t[k] += r.get(k, 0)
+        for k, v in r.get("stops_in_flight_by_type", {}).items():
+            t["by_type"][k] = t["by_type"].get(k, 0) + v
+for accel, t in sorted(tot.items()):
+    by_type = t.pop("by_type")
+    print(f"torture-vmx {accel}: " +
+          ", ".join(f"{k} {v}" for k, v in t.items()))
+    print(f"torture-vmx {accel}: stops in flight by type: " +
+          ", ".join(f"{k} {v}" for k, v in sorted(by_type.items())))
+EOF
+}
+if [ "${1:-}" = --totals ]; then
+    totals
+    exit
+fi
+[ $# -eq 0 ] || { echo "usage: $0 [--totals]" >&2; exit 2; }
 total=${TORTURE_VMX_MIGRATIONS:-1000}
 chunk=${TORTURE_VMX_CHUNK:-100}
 kvm_n=${TORTURE_VMX_KVM_MIGRATIONS:-0}
@@ -34,7 +74,6 @@ if [ "$chunk" -eq 0 ] || [ "$jobs_n" -eq 0 ]; then
     exit 2
 fi
 
-dir=docs/results/torture-vmx
 mkdir -p "$dir" build/torture
 record=$dir/$(date +%Y-%m-%d).jsonl
 # run_chunk N FIRST: one L1 boot with N nested-kvm migrations
@@ -44,11 +83,27 @@ run_chunk() {
     echo "torture-vmx: chunk of $n migrations from $2 of $total" \
          "(output in $log)" >&2
     tests/lab/test_lab_vmx_torture.sh --kernel "$kernel" --kvm "$kvm_n" \
-        --nested-kvm "$n" --extend 0 --record "$record" \
+        --nested-kvm "$n" --extend 0 --drop 0 --record "$record" \
         --timeout $((600 + 60 * (n + kvm_n))) > "$log" 2>&1
     rc=$?
     grep -E '^(not )?ok ' "$log" >&2
     return $rc
+}
+
+# progress: after each chunk, the migrations its chunks have finished,
+# the rate and the time left at that rate.  Chunks of one run are the
+# same size but the last, so "finished" counts whole chunks.
+t0=$(date +%s)
+finished=0
+progress() {
+    local el rate left
+    finished=$((finished + chunk > total ? total : finished + chunk))
+    el=$(($(date +%s) - t0))
+    rate=$(awk -v n="$finished" -v s="$el" 'BEGIN { printf "%.1f", 60 * n / (s > 0 ? s : 1) }')
+    left=$(awk -v n="$finished" -v t="$total" -v s="$el" \
+               'BEGIN { printf "%d", (t - n) * s / (n > 0 ? n : 1) / 60 }')
+    echo "torture-vmx: $finished of $total migrations done in" \
+         "$((el / 60)) min, $rate/min, about $left min left" >&2
 }
 
 status=0
@@ -62,29 +117,14 @@ while [ "$done_n" -lt "$total" ]; do
     if [ "$running" -ge "$jobs_n" ]; then
         wait -n || status=1
         running=$((running - 1))
+        progress
     fi
 done
 while [ "$running" -gt 0 ]; do
     wait -n || status=1
     running=$((running - 1))
+    progress
 done
 
-# The totals over every recorded day, nested-kvm and upstream apart.
-/usr/bin/python3 - "$dir" <<'EOF'
-import json, pathlib, sys
-tot = {}
-for f in sorted(pathlib.Path(sys.argv[1]).glob("*.jsonl")):
-    for line in f.read_text().splitlines():
-        r = json.loads(line)
-        t = tot.setdefault(r["accel"], dict.fromkeys(
-            ("runs", "migrations", "stops_in_flight", "events_injected",
-             "lost", "bad"), 0))
-        t["runs"] += 1
-        for k in t:
-            if k != "runs":
-                t[k] += r.get(k, 0)
-for accel, t in sorted(tot.items()):
-    print(f"torture-vmx {accel}: " +
-          ", ".join(f"{k} {v}" for k, v in t.items()))
-EOF
+totals
 exit $status

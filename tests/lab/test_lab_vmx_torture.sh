@@ -3,15 +3,19 @@
 # kvm_intel nested=1 runs tests/lab/torture.py under -accel kvm
 # (upstream's figure, report only) and -accel nested-kvm (strict: it must
 # lose nothing, with at least one stop in flight), migrating between two
-# QEMUs inside L1 (tests/lab/in-l1-vmx-torture.sh).
+# QEMUs inside L1 (tests/lab/in-l1-vmx-torture.sh), then the negative
+# control: a guest that skips round N's injection (drop=N), which the
+# harness must report lost.
 #
 #   tests/lab/test_lab_vmx_torture.sh [--kernel 6.12|6.1] [--kvm N]
-#       [--nested-kvm N] [--extend N] [--record FILE] [--timeout S]
+#       [--nested-kvm N] [--extend N] [--drop N] [--record FILE]
+#       [--timeout S]
 #
 # Defaults, make check's bounded stage: 10 upstream migrations, 20 under
-# nested-kvm and at most 20 more until a stop lands in flight.
+# nested-kvm and at most 20 more until a stop lands in flight, and the
+# negative control at round 40 (--drop 0 leaves it out).
 # make torture-vmx runs it in chunks with --record FILE, which appends
-# each run's JSON line.  Prints TAP and "N passed, N failed"; where
+# the JSON line of each kvm and nested-kvm run (never the control's).  Prints TAP and "N passed, N failed"; where
 # Bochs 3.0 or the L1 kernel cannot be had (no build tools, no archive),
 # one "# SKIP" line with the reason.
 #
@@ -24,6 +28,7 @@ kernel=6.12
 kvm_n=10
 nkvm_n=20
 extend=20
+drop=40
 record=""
 timeout=2400
 while [ $# -gt 0 ]; do
@@ -32,14 +37,15 @@ while [ $# -gt 0 ]; do
         --kvm) kvm_n=${2:?}; shift 2 ;;
         --nested-kvm) nkvm_n=${2:?}; shift 2 ;;
         --extend) extend=${2:?}; shift 2 ;;
+        --drop) drop=${2:?}; shift 2 ;;
         --record) record=${2:?}; shift 2 ;;
         --timeout) timeout=${2:?}; shift 2 ;;
         *) echo "usage: $0 [--kernel K] [--kvm N] [--nested-kvm N]" \
-                "[--extend N] [--record FILE] [--timeout S]" >&2
+                "[--extend N] [--drop N] [--record FILE] [--timeout S]" >&2
            exit 2 ;;
     esac
 done
-for n in "$kvm_n" "$nkvm_n" "$extend" "$timeout"; do
+for n in "$kvm_n" "$nkvm_n" "$extend" "$drop" "$timeout"; do
     [[ $n =~ ^[0-9]+$ ]] || { echo "$0: '$n' is not a count" >&2; exit 2; }
 done
 
@@ -77,6 +83,8 @@ if ! "$top/scripts/lab" fetch --vmx --bochs 3.0 --kernel "$kernel" \
 fi
 rm -f "$prep"
 
+# torture.py's progress lines (migrations done, rate, time left) also go
+# to stderr as they come, so that a long run shows where it is.
 out=$(mktemp)
 "$top/scripts/lab" run --vmx --bochs 3.0 --python --kernel "$kernel" \
     --timeout "$timeout" \
@@ -84,8 +92,8 @@ out=$(mktemp)
     --ship "$top/tests/lab" --ship "$build/firmware" --ship "$qemu" \
     --ship "$guest" -- \
     bash "$top/tests/lab/in-l1-vmx-torture.sh" "$kvm_n" "$nkvm_n" \
-    "$extend" > "$out"
-rc=$?
+    "$extend" "$drop" | tee "$out" | grep --line-buffered '^torture: ' >&2
+rc=${PIPESTATUS[0]}
 
 # summary JSON: one line of what a run measured
 summary() {
@@ -98,24 +106,33 @@ if "migrations" not in r:
 wrong = ("wrong_rip", "wrong_error_code", "wrong_vector", "wrong_cr2",
          "duplicated", "l1_nmi_corrupt", "bad_exitintinfo")
 bad = "".join(", %s %d" % (k, r[k]) for k in wrong if r.get(k))
-c = r.get("control", {})
+c = r.get("control")   # null without a control run
 print("%d migrations, %d stops in flight, lost %d%s in %d events, "
       "%d strict refusals; control %s"
       % (r["migrations"], r["stops_in_flight"], r["lost"], bad,
          r["events_injected"], r["strict_refusals"],
-         "clean" if c.get("bad") == 0 else c))
+         "none" if c is None else "clean" if c.get("bad") == 0 else c))
 ' "$1"
 }
 
 seen=0
-while read -r tag accel status json; do
+while read -r tag label status json; do
     [ "$tag" = result ] || continue
     seen=$((seen + 1))
     what=$(summary "$json")
+    if [ "$label" = drop ]; then
+        # torture.py exits 0 here only if the skipped round was lost
+        if [ "$status" = 0 ]; then
+            tap ok "nested-kvm negative control drop=$drop, caught: $what"
+        else
+            tap "not ok" "nested-kvm negative control drop=$drop, not caught: $what (torture.py status $status)"
+        fi
+        continue
+    fi
     if [ -n "$record" ] && [ "$json" != "{}" ]; then
         echo "$json" >> "$record"
     fi
-    if [ "$accel" = kvm ]; then
+    if [ "$label" = kvm ]; then
         # Upstream loses events by design; only a run without a clean
         # control or without a result is a failure.
         case $what in
@@ -128,9 +145,11 @@ while read -r tag accel status json; do
         tap "not ok" "nested-kvm: $what (torture.py status $status)"
     fi
 done < "$out"
-grep -v '^result ' "$out" | sed 's/^/# /'
+# the rest, less the lines already on stderr
+grep -v -e '^result ' -e '^torture: ' "$out" | sed 's/^/# /'
 rm -f "$out"
 want=1
-[ "$kvm_n" -gt 0 ] && want=2
+[ "$kvm_n" -gt 0 ] && want=$((want + 1))
+[ "$drop" -gt 0 ] && want=$((want + 1))
 [ "$seen" = "$want" ] || tap "not ok" "$seen of $want runs gave a result (scripts/lab status $rc)"
 finish
