@@ -303,6 +303,28 @@ static bool import_vmx_event(NestedEventState *st, const NestedStateView *v,
     return true;
 }
 
+/*
+ * KVM caches "NMIs known unmasked" per VMCS and answers
+ * KVM_GET_VCPU_EVENTS' nmi.masked from the cache.  prepare_vmcs02_early()
+ * sets the cache from vmcs12's interruptibility even when it injects
+ * L1's NMI, and once the CPU has delivered that NMI (virtual-NMI
+ * blocking, SDM Vol. 3C 27.6.1) nothing updates it until an exit that
+ * reads the field.  So KVM can report L2 unmasked inside L2's NMI
+ * handler, and a destination given that clears the blocking bit.  The
+ * nested state reads the field itself.
+ */
+bool nested_event_import_vmx_nmi_blocking(NestedEventState *st,
+                                          const NestedStateView *v)
+{
+    if (st->vendor != NESTED_VENDOR_VMX || !st->guest_mode ||
+        !v->has_vmcs || st->l2.nmi_masked ||
+        !(v->vmx_guest_interruptibility & NESTED_VMX_GII_BLOCKING_BY_NMI)) {
+        return false;
+    }
+    st->l2.nmi_masked = true;
+    return true;
+}
+
 bool nested_event_import_nested_state(NestedEventState *st,
                                       const NestedStateView *v,
                                       uint64_t rip, uint64_t cs_base,

@@ -40,5 +40,13 @@ bool nested_event_import_nested_state(NestedEventState *st,
                                       const NestedStateView *view,
                                       uint64_t rip, uint64_t cs_base,
                                       GError **errp);
+/*
+ * After both imports: on VMX in guest mode, L2's NMI blocking as vmcs02
+ * holds it (vmcs12's guest interruptibility, which KVM_GET_NESTED_STATE
+ * syncs from vmcs02) when KVM_GET_VCPU_EVENTS said unmasked.  Returns
+ * true if it set l2.nmi_masked.
+ */
+bool nested_event_import_vmx_nmi_blocking(NestedEventState *st,
+                                          const NestedStateView *view);
 
 #endif /* TARGET_I386_NESTED_IMPORT_H */

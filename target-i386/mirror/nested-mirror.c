@@ -260,7 +260,33 @@ static bool nested_mirror_build_model(X86CPU *cpu, NestedMirror *m,
                                            env->segs[R_CS].base, errp))) {
         return false;
     }
-    return nested_event_import_vcpu_events(&m->model, &m->events, errp);
+    if (!nested_event_import_vcpu_events(&m->model, &m->events, errp)) {
+        return false;
+    }
+    nested_event_import_vmx_nmi_blocking(&m->model, &m->view);
+    return true;
+}
+
+/*
+ * The model can hold L2's NMIs blocked where KVM_GET_VCPU_EVENTS said
+ * not (nested_event_import_vmx_nmi_blocking()).  env follows, so that
+ * stock's cpu section carries it and any destination blocks them; the
+ * snapshot follows too, so that nested_mirror_keep_events() does not
+ * take it for QEMU's change and write back events that cannot hold a
+ * soft event.
+ */
+static void nested_mirror_env_nmi_mask(X86CPU *cpu, NestedMirror *m)
+{
+    CPUX86State *env = &cpu->env;
+
+    if (!nested_event_current_level(&m->model)->nmi_masked ||
+        (env->hflags2 & HF2_NMI_MASK)) {
+        return;
+    }
+    env->hflags2 |= HF2_NMI_MASK;
+    m->synced.hflags2_nmi |= HF2_NMI_MASK;
+    trace_nested_mirror_env_nmi_masked(CPU(cpu)->cpu_index,
+                                       m->model.guest_mode);
 }
 
 static void nested_mirror_env_events(X86CPU *cpu, NestedMirrorEnvEvents *e)
@@ -307,6 +333,7 @@ void nested_mirror_pull(X86CPU *cpu)
         g_error_free(err);
         return;
     }
+    nested_mirror_env_nmi_mask(cpu, m);
     ev = &nested_event_current_level(&m->model)->injected;
     trace_nested_mirror_pull(CPU(cpu)->cpu_index, m->model.guest_mode,
                              ev->valid, nested_event_type_name(ev->type),

@@ -550,6 +550,51 @@ static void test_ns_vmx_entry_event(void)
     g_assert_false(st.l2.injected.valid);
 }
 
+/*
+ * vmcs12.guest_interruptibility_info bit 3 (blocking by NMI) inside L2's
+ * handler of an NMI that L1 injected, while KVM_GET_VCPU_EVENTS reports
+ * nmi.masked 0: KVM's nmi_known_unmasked, set by prepare_vmcs02_early()
+ * from vmcs12 before the NMI was delivered, is stale.  L2 is blocked.
+ */
+static void test_ns_vmx_nmi_blocking(void)
+{
+    uint32_t size = NESTED_STATE_HDR_SIZE + NESTED_STATE_VMCS_SIZE;
+    g_autofree uint8_t *b = vmx_blob(GM, size);
+    struct kvm_vcpu_events ev = { .flags = KVM_VCPUEVENT_VALID_NMI_PENDING };
+    NestedStateView v;
+    NestedEventState st;
+
+    put32(b + DATA + 912, 0x8);
+    g_assert_true(nested_state_decode(b, size, &v, NULL));
+    nested_event_state_init(&st, NESTED_VENDOR_NONE);
+    g_assert_true(nested_event_import_nested_state(&st, &v, 0x7000, 0, NULL));
+    g_assert_true(nested_event_import_vcpu_events(&st, &ev, NULL));
+    g_assert_false(st.l2.nmi_masked);
+    g_assert_true(nested_event_import_vmx_nmi_blocking(&st, &v));
+    g_assert_true(st.l2.nmi_masked);
+    g_assert_false(st.l1.nmi_masked);
+    g_assert_true(nested_event_validate(&st, NULL));
+    /* already masked: nothing to change */
+    g_assert_false(nested_event_import_vmx_nmi_blocking(&st, &v));
+
+    /* STI/MOV SS blocking (bits 0-1) says nothing about NMIs */
+    put32(b + DATA + 912, 0x3);
+    g_assert_true(nested_state_decode(b, size, &v, NULL));
+    g_assert_true(nested_event_import_nested_state(&st, &v, 0x7000, 0, NULL));
+    g_assert_true(nested_event_import_vcpu_events(&st, &ev, NULL));
+    g_assert_false(nested_event_import_vmx_nmi_blocking(&st, &v));
+    g_assert_false(st.l2.nmi_masked);
+
+    /* outside guest mode vmcs12 is not L1's state: left alone */
+    put32(b + DATA + 912, 0x8);
+    put16(b, 0);
+    g_assert_true(nested_state_decode(b, size, &v, NULL));
+    g_assert_true(nested_event_import_nested_state(&st, &v, 0x7000, 0, NULL));
+    g_assert_true(nested_event_import_vcpu_events(&st, &ev, NULL));
+    g_assert_false(nested_event_import_vmx_nmi_blocking(&st, &v));
+    g_assert_false(st.l1.nmi_masked);
+}
+
 int main(int argc, char **argv)
 {
     size_t i;
@@ -579,6 +624,8 @@ int main(int argc, char **argv)
     g_test_add_func("/kvm/nested-state/svm/event-inj-soft-next-rip",
                     test_ns_svm_soft);
     g_test_add_func("/kvm/nested-state/vmx/outside-vmx", test_ns_vmx_off);
+    g_test_add_func("/kvm/nested-state/vmx/nmi-blocking",
+                    test_ns_vmx_nmi_blocking);
     g_test_add_func("/kvm/nested-state/vmx/vm-entry-intr-info",
                     test_ns_vmx_entry_event);
     return g_test_run();
