@@ -322,16 +322,29 @@ void nested_window_judge(NestedVendor vendor, const NestedTraceRecord *recs,
             "the event's delivery");
 }
 
+/* " (error code 0xN)" where the event has one, else "" */
+static char *error_code_note(const NestedEvent *ev)
+{
+    return ev->valid && ev->has_error_code ?
+           g_strdup_printf(" (error code 0x%x)", ev->error_code) :
+           g_strdup("");
+}
+
 static bool disagree(GError **errp, const NestedEvent *seen,
                      const NestedEvent *kvm)
 {
+    g_autofree char *kvm_err = error_code_note(kvm);
+    g_autofree char *seen_err = error_code_note(seen);
+    g_autofree char *kvm_what = kvm->valid ?
+        g_strdup_printf("vector %u%s", kvm->vector, kvm_err) :
+        g_strdup("no event");
+
     g_set_error(errp, NESTED_EVENT_ERROR, NESTED_EVENT_ERROR_INCONSISTENT,
-                "l2.injected.type=%s: KVM reports %s vector %u while its "
-                "tracepoints show L1's %s vector %u in flight",
+                "l2.injected.type=%s: KVM reports %s while its tracepoints "
+                "show L1's %s vector %u%s in flight",
                 kvm->valid ? nested_event_type_name(kvm->type) : "none",
-                kvm->valid ? nested_event_type_name(kvm->type) : "none",
-                kvm->vector, nested_event_type_name(seen->type),
-                seen->vector);
+                kvm_what, nested_event_type_name(seen->type), seen->vector,
+                seen_err);
     return false;
 }
 
@@ -374,16 +387,17 @@ static bool seen_vmx(const NestedWindow *w, uint64_t rip, uint64_t cs_base,
                                  "information 0x%x)",
                                  ns->vmx_entry_intr_info, w->event_info);
     }
-    if (!nested_event_from_vmx(NESTED_INTINFO_VMX_IDT_VECTORING,
-                               w->event_info,
+    /* Same event: what is carried, and named on refusal, is vmcs12's. */
+    if (!nested_event_from_vmx(NESTED_INTINFO_VMX_ENTRY,
+                               ns->vmx_entry_intr_info,
                                ns->vmx_entry_exception_error_code,
                                ns->vmx_entry_instruction_len, seen, errp)) {
         return false;
     }
     /*
      * __vmx_complete_interrupts() re-queues types 0, 2, 3, 4 and 6 only:
-     * the source itself drops an ICEBP cut short, so there is nothing
-     * of KVM's to carry exactly.
+     * the source itself drops an ICEBP (5) or MTF (7) cut short, so there
+     * is nothing of KVM's to carry exactly.
      */
     if (seen->type == NESTED_EVENT_PRIV_SOFT_EXCEPTION ||
         seen->type == NESTED_EVENT_OTHER) {

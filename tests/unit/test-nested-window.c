@@ -481,9 +481,8 @@ static void test_apply_errors(void)
     };
     g_assert_false(nested_window_apply(&st, &w, 0, 0, &ns, &err));
     g_assert_cmpstr(err->message, ==,
-                    "l2.injected.type=ext-intr: KVM reports ext-intr vector "
-                    "48 while its tracepoints show L1's nmi vector 2 in "
-                    "flight");
+                    "l2.injected.type=ext-intr: KVM reports vector 48 while "
+                    "its tracepoints show L1's nmi vector 2 in flight");
     g_clear_error(&err);
 
     g_assert_false(nested_window_apply(&st, &unk, 0, 0, &ns, &err));
@@ -560,9 +559,9 @@ static void test_apply_vmx_pf(void)
     st.l2.injected.error_code = 4;
     g_assert_false(nested_window_apply(&st, &w, 0x5000, 0, &ns, &err));
     g_assert_cmpstr(err->message, ==,
-                    "l2.injected.type=hw-exception: KVM reports hw-exception "
-                    "vector 14 while its tracepoints show L1's hw-exception "
-                    "vector 14 in flight");
+                    "l2.injected.type=hw-exception: KVM reports vector 14 "
+                    "(error code 0x4) while its tracepoints show L1's "
+                    "hw-exception vector 14 (error code 0x6) in flight");
 }
 
 static void test_apply_vmx_errors(void)
@@ -572,10 +571,26 @@ static void test_apply_vmx_errors(void)
     NestedStateView gone = vmx_view(T_SOFT | 0x80, 0, 7);
     NestedStateView other = vmx_view(V | T_SOFT | 0x81, 0, 7);
     NestedStateView icebp = vmx_view(V | T_PRIV_SOFT_EXC | 1, 0, 1);
+    NestedStateView too_long = vmx_view(V | T_SOFT | 0x80, 0, 16);
     NestedWindow w_icebp = l1_event(V | T_PRIV_SOFT_EXC | 1, 0);
+    NestedWindow w_pf = l1_event(V | EV | T_EXC | 14, 0);
+    NestedStateView pf = vmx_view(V | EV | T_EXC | 14, 6, 0);
     g_autoptr(GError) err = NULL;
 
     guest_state(&st, NESTED_VENDOR_VMX);
+    /* The length is vmcs12's, and the refusal says so. */
+    g_assert_false(nested_window_apply(&st, &w, 0x5000, 0, &too_long, &err));
+    g_assert_cmpstr(err->message, ==,
+                    "vmx.vm_entry_intr_info.instruction_len=16: longer "
+                    "than 15 bytes");
+    g_clear_error(&err);
+    /* L1's #PF in flight, but KVM_GET_VCPU_EVENTS holds nothing. */
+    g_assert_false(nested_window_apply(&st, &w_pf, 0x5000, 0, &pf, &err));
+    g_assert_cmpstr(err->message, ==,
+                    "l2.injected.type=none: KVM reports no event while its "
+                    "tracepoints show L1's hw-exception vector 14 (error "
+                    "code 0x6) in flight");
+    g_clear_error(&err);
     /* vmcs12 no longer holds the event: its length cannot be known. */
     g_assert_false(nested_window_apply(&st, &w, 0x5000, 0, &gone, &err));
     g_assert_cmpstr(err->message, ==,
