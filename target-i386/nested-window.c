@@ -37,17 +37,19 @@ const char *const *nested_trace_names(NestedTraceKind kind)
     }
 }
 
-/* The name of a field that kind must have; NULL where it has none. */
+/* The name of a field that kind has; NULL where it has none. */
 static const char *field_name(NestedTraceKind kind, NestedTraceFieldId which)
 {
     static const char *const vmexit_fields[] = {
         [NESTED_TRACE_FIELD_INFO] = "intr_info",
         [NESTED_TRACE_FIELD_ERROR_CODE] = "error_code",
         [NESTED_TRACE_FIELD_INFO2] = "info2",
+        [NESTED_TRACE_FIELD_RIP] = "guest_rip",
     };
 
     if (kind == NESTED_TRACE_VMENTER) {
-        return which == NESTED_TRACE_FIELD_INFO ? "event_inj" : NULL;
+        return which == NESTED_TRACE_FIELD_INFO ? "event_inj" :
+               which == NESTED_TRACE_FIELD_RIP ? "nested_rip" : NULL;
     }
     if (kind == NESTED_TRACE_VMEXIT) {
         return vmexit_fields[which];
@@ -152,6 +154,10 @@ bool nested_trace_parse_format(NestedTraceFormat *fmt, NestedTraceKind kind,
     for (int which = 0; which < NESTED_TRACE_FIELD__MAX; which++) {
         const NestedTraceField *f = &ev->field[which];
 
+        /* Judging works without L2's RIP, only less sharply. */
+        if (which == NESTED_TRACE_FIELD_RIP && f->size == 0) {
+            continue;
+        }
         if (field_name(kind, which) && (f->size < 1 || f->size > 8)) {
             g_set_error(errp, NESTED_EVENT_ERROR, NESTED_EVENT_ERROR_INVALID,
                         "%s.%s.size=%u: field missing or not 1 to 8 bytes",
@@ -214,6 +220,8 @@ bool nested_trace_decode(const NestedTraceFormat *fmt, const uint8_t *raw,
         rec->info = v[NESTED_TRACE_FIELD_INFO];
         rec->error_code = v[NESTED_TRACE_FIELD_ERROR_CODE];
         rec->info2 = v[NESTED_TRACE_FIELD_INFO2];
+        rec->has_rip = ev->field[NESTED_TRACE_FIELD_RIP].size != 0;
+        rec->rip = v[NESTED_TRACE_FIELD_RIP];
         return true;
     }
     return false;
@@ -276,7 +284,26 @@ static void exit_event(NestedVendor vendor, const NestedTraceRecord *r,
  * An exit with an event being vectored is followed back: while every
  * older exit carried the same event it was never delivered, and if the
  * chain ends at an L1 entry that injected it, it is L1's.
+ * While an event is being delivered no instruction of L2's retires, so
+ * L2's RIP is the same at every link.  Where it is not, L2 ran between
+ * two links and may have raised a look-alike event of its own; that is
+ * unknown rather than clear, because KVM without NRIPS moves RIP to
+ * next_rip when it re-injects a soft event on SVM.
  */
+static bool rip_moved(NestedWindow *w, const NestedTraceRecord *top,
+                      const NestedTraceRecord *r)
+{
+    if (!top->has_rip || !r->has_rip || top->rip == r->rip) {
+        return false;
+    }
+    w->verdict = NESTED_WINDOW_UNKNOWN;
+    g_snprintf(w->why, sizeof(w->why), "L2's RIP is 0x%" PRIx64 " at the "
+               "exit that cut the event short but 0x%" PRIx64 " at an "
+               "earlier %s carrying it: L2 ran in between", top->rip,
+               r->rip, r->kind == NESTED_TRACE_VMENTER ? "entry" : "exit");
+    return true;
+}
+
 void nested_window_judge(NestedVendor vendor, const NestedTraceRecord *recs,
                          size_t n, bool complete, NestedWindow *w)
 {
@@ -302,10 +329,13 @@ void nested_window_judge(NestedVendor vendor, const NestedTraceRecord *recs,
             if (!same_event(top, top_err, info, err)) {
                 return;     /* KVM's or L2's own event, not L1's */
             }
+            if (rip_moved(w, &recs[0], r)) {
+                return;
+            }
             break;
         case NESTED_TRACE_VMENTER:
             /* The tracepoint has no error code: compare the rest. */
-            if (same_event(top, 0, r->info, 0)) {
+            if (same_event(top, 0, r->info, 0) && !rip_moved(w, &recs[0], r)) {
                 w->verdict = NESTED_WINDOW_L1_EVENT;
                 w->event_info = top;
                 w->event_err = top_err;

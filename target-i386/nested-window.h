@@ -48,6 +48,7 @@ typedef enum NestedTraceFieldId {
     NESTED_TRACE_FIELD_INFO,        /* event_inj / intr_info */
     NESTED_TRACE_FIELD_ERROR_CODE,  /* error_code (vmexit only) */
     NESTED_TRACE_FIELD_INFO2,       /* info2 (vmexit only) */
+    NESTED_TRACE_FIELD_RIP,         /* L2's RIP: nested_rip / guest_rip */
     NESTED_TRACE_FIELD__MAX,
 } NestedTraceFieldId;
 
@@ -82,6 +83,8 @@ typedef struct NestedTraceRecord {
     uint32_t info;              /* event_inj, or the exit's intr_info */
     uint32_t error_code;        /* the exit's error_code */
     uint32_t info2;             /* the exit's info2, low 32 bits */
+    bool has_rip;               /* the format has the field below */
+    uint64_t rip;               /* L2's RIP: entry nested_rip, exit guest_rip */
 } NestedTraceRecord;
 
 /*

@@ -107,7 +107,9 @@ static void test_parse(void)
     g_assert_cmpuint(vmexit[NESTED_TRACE_FIELD_ERROR_CODE].size, ==, 4);
     g_assert_cmpuint(vmexit[NESTED_TRACE_FIELD_INFO2].offset, ==, 40);
     g_assert_cmpuint(vmexit[NESTED_TRACE_FIELD_INFO2].size, ==, 8);
-    /* vmenter has one field only */
+    g_assert_cmpuint(vmexit[NESTED_TRACE_FIELD_RIP].offset, ==, 16);
+    g_assert_cmpuint(vmenter[NESTED_TRACE_FIELD_RIP].offset, ==, 24);
+    /* vmenter has no error code or info2 */
     g_assert_cmpuint(vmenter[NESTED_TRACE_FIELD_ERROR_CODE].size, ==, 0);
     g_assert_cmpuint(vmenter[NESTED_TRACE_FIELD_INFO2].size, ==, 0);
     g_assert_cmpuint(fmt.ev[NESTED_TRACE_VMEXIT_INJECT].id, ==, 1503);
@@ -180,6 +182,12 @@ static void test_decode(void)
     g_assert_cmphex(rec.info, ==, V | EV | T_EXC | 13);
     g_assert_cmphex(rec.error_code, ==, 0x18);
     g_assert_cmphex(rec.info2, ==, V | T_SOFT_EXC | 3);
+    g_assert_true(rec.has_rip);     /* the format has guest_rip */
+    g_assert_cmphex(rec.rip, ==, 0);
+    put(raw, 16, 8, 0xffffffff81001234ull);
+    g_assert_true(nested_trace_decode(&fmt, raw, 60, &rec, NULL));
+    g_assert_true(rec.has_rip);
+    g_assert_cmphex(rec.rip, ==, 0xffffffff81001234ull);
 
     put(raw, 0, 2, 1501);
     put(raw, 36, 4, V | T_NMI | 2);
@@ -202,11 +210,41 @@ static void test_decode(void)
                     "record.size=1: no room for common_type");
 }
 
-#define ENTER(i) { NESTED_TRACE_VMENTER, (i), 0, 0 }
-#define EXIT(i, e) { NESTED_TRACE_VMEXIT, (i), (e), 0 }
-#define INJECT { NESTED_TRACE_VMEXIT_INJECT, 0, 0, 0 }
+/* L2's RIP is optional: a vmexit format without guest_rip still works. */
+static void test_parse_without_rip(void)
+{
+    g_autofree char *text = g_strdup(fmt_vmexit);
+    NestedTraceFormat fmt;
+    NestedTraceRecord rec;
+    uint8_t raw[64] = { 0 };
+
+    memcpy(strstr(text, "guest_rip;"), "guest_xip;", 10);
+    load_formats(&fmt);
+    g_assert_true(nested_trace_parse_format(&fmt, NESTED_TRACE_VMEXIT, text,
+                                            NULL));
+    g_assert_cmpuint(fmt.ev[NESTED_TRACE_VMEXIT]
+                     .field[NESTED_TRACE_FIELD_RIP].size, ==, 0);
+    put(raw, 0, 2, 1502);
+    put(raw, 16, 8, 0x5000);
+    g_assert_true(nested_trace_decode(&fmt, raw, 60, &rec, NULL));
+    g_assert_false(rec.has_rip);
+    g_assert_cmphex(rec.rip, ==, 0);
+}
+
+#define ENTER(i) { .kind = NESTED_TRACE_VMENTER, .info = (i) }
+#define EXIT(i, e) { .kind = NESTED_TRACE_VMEXIT, .info = (i), \
+                     .error_code = (e) }
+#define INJECT { .kind = NESTED_TRACE_VMEXIT_INJECT }
 /* VMX: IDT-vectoring info, then the exit's own information and code */
-#define VEXIT(idt, i, e) { NESTED_TRACE_VMEXIT, (i), (e), (idt) }
+#define VEXIT(idt, i, e) { .kind = NESTED_TRACE_VMEXIT, .info = (i), \
+                           .error_code = (e), .info2 = (idt) }
+/* The same with L2's RIP (nested_rip, guest_rip) */
+#define ENTER_AT(i, r) { .kind = NESTED_TRACE_VMENTER, .info = (i), \
+                         .has_rip = true, .rip = (r) }
+#define EXIT_AT(i, e, r) { .kind = NESTED_TRACE_VMEXIT, .info = (i), \
+                           .error_code = (e), .has_rip = true, .rip = (r) }
+#define VEXIT_AT(idt, r) { .kind = NESTED_TRACE_VMEXIT, .info2 = (idt), \
+                           .has_rip = true, .rip = (r) }
 
 typedef struct JudgeCase {
     const char *path;
@@ -292,6 +330,33 @@ static const JudgeCase judge_cases[] = {
     { "/window/judge/vmx/before-observation", NESTED_VENDOR_VMX,
       { VEXIT(V | T_NMI | 2, 0, 0) }, 1, true, NESTED_WINDOW_UNKNOWN,
       "the event was in flight before observation began" },
+    /* L2's RIP at every link, as while L1's INT n is being delivered */
+    { "/window/judge/vmx/l1-soft-int-same-rip", NESTED_VENDOR_VMX,
+      { VEXIT_AT(V | T_SOFT | 0x80, 0x5000),
+        VEXIT_AT(V | T_SOFT | 0x80, 0x5000),
+        ENTER_AT(V | T_SOFT | 0x80, 0x5000) }, 3, true,
+      NESTED_WINDOW_L1_EVENT, NULL },
+    /*
+     * L1's INT n was delivered and L2 ran on to an INT n of its own,
+     * cut short: the same event, but L2 is elsewhere.
+     */
+    { "/window/judge/vmx/l2-look-alike-after-entry", NESTED_VENDOR_VMX,
+      { VEXIT_AT(V | T_SOFT | 0x80, 0x6000),
+        ENTER_AT(V | T_SOFT | 0x80, 0x5000) }, 2, true,
+      NESTED_WINDOW_UNKNOWN,
+      "L2's RIP is 0x6000 at the exit that cut the event short but 0x5000 "
+      "at an earlier entry carrying it: L2 ran in between" },
+    { "/window/judge/svm/l2-look-alike-after-exit", NESTED_VENDOR_SVM,
+      { EXIT_AT(V | T_SOFT | 0x80, 0, 0x6000),
+        EXIT_AT(V | T_SOFT | 0x80, 0, 0x5000),
+        ENTER_AT(V | T_SOFT | 0x80, 0x5000) }, 3, true,
+      NESTED_WINDOW_UNKNOWN,
+      "L2's RIP is 0x6000 at the exit that cut the event short but 0x5000 "
+      "at an earlier exit carrying it: L2 ran in between" },
+    /* A format without the RIP fields judges as before. */
+    { "/window/judge/svm/rip-unknown", NESTED_VENDOR_SVM,
+      { EXIT(V | T_SOFT | 0x80, 0), ENTER_AT(V | T_SOFT | 0x80, 0x5000) },
+      2, true, NESTED_WINDOW_L1_EVENT, NULL },
 };
 
 static void test_judge(gconstpointer opaque)
@@ -704,6 +769,7 @@ int main(int argc, char **argv)
     g_test_add_func("/window/parse", test_parse);
     g_test_add_func("/window/parse-errors", test_parse_errors);
     g_test_add_func("/window/decode", test_decode);
+    g_test_add_func("/window/parse-without-rip", test_parse_without_rip);
     g_test_add_func("/window/perf-attr", test_perf_attr);
     for (size_t i = 0; i < G_N_ELEMENTS(judge_cases); i++) {
         g_test_add_data_func(judge_cases[i].path, &judge_cases[i],
