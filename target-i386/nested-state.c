@@ -21,6 +21,8 @@ G_STATIC_ASSERT(offsetof(struct kvm_nested_state, data) ==
                 NESTED_STATE_HDR_SIZE);
 G_STATIC_ASSERT(offsetof(struct kvm_nested_state, hdr) == 8);
 G_STATIC_ASSERT(sizeof(struct kvm_vmx_nested_state_hdr) == 32);
+G_STATIC_ASSERT(KVM_STATE_NESTED_VMX_VMCS_SIZE == NESTED_STATE_VMCS_SIZE);
+G_STATIC_ASSERT(KVM_STATE_NESTED_SVM_VMCB_SIZE == NESTED_STATE_VMCS_SIZE);
 
 /* Byte offsets of the header fields inside the blob. */
 #define NS_FLAGS 0u
