@@ -290,18 +290,20 @@ static void exit_event(NestedVendor vendor, const NestedTraceRecord *r,
  * unknown rather than clear, because KVM without NRIPS moves RIP to
  * next_rip when it re-injects a soft event on SVM.
  */
-static bool rip_moved(NestedWindow *w, const NestedTraceRecord *top,
+static bool rip_moved(const NestedTraceRecord *top,
                       const NestedTraceRecord *r)
 {
-    if (!top->has_rip || !r->has_rip || top->rip == r->rip) {
-        return false;
-    }
+    return top->has_rip && r->has_rip && top->rip != r->rip;
+}
+
+static void unknown_rip_moved(NestedWindow *w, const NestedTraceRecord *top,
+                              const NestedTraceRecord *r)
+{
     w->verdict = NESTED_WINDOW_UNKNOWN;
     g_snprintf(w->why, sizeof(w->why), "L2's RIP is 0x%" PRIx64 " at the "
                "exit that cut the event short but 0x%" PRIx64 " at an "
                "earlier %s carrying it: L2 ran in between", top->rip,
                r->rip, r->kind == NESTED_TRACE_VMENTER ? "entry" : "exit");
-    return true;
 }
 
 void nested_window_judge(NestedVendor vendor, const NestedTraceRecord *recs,
@@ -329,17 +331,23 @@ void nested_window_judge(NestedVendor vendor, const NestedTraceRecord *recs,
             if (!same_event(top, top_err, info, err)) {
                 return;     /* KVM's or L2's own event, not L1's */
             }
-            if (rip_moved(w, &recs[0], r)) {
+            if (rip_moved(&recs[0], r)) {
+                unknown_rip_moved(w, &recs[0], r);
                 return;
             }
             break;
         case NESTED_TRACE_VMENTER:
             /* The tracepoint has no error code: compare the rest. */
-            if (same_event(top, 0, r->info, 0) && !rip_moved(w, &recs[0], r)) {
-                w->verdict = NESTED_WINDOW_L1_EVENT;
-                w->event_info = top;
-                w->event_err = top_err;
+            if (!same_event(top, 0, r->info, 0)) {
+                return;
             }
+            if (rip_moved(&recs[0], r)) {
+                unknown_rip_moved(w, &recs[0], r);
+                return;
+            }
+            w->verdict = NESTED_WINDOW_L1_EVENT;
+            w->event_info = top;
+            w->event_err = top_err;
             return;
         default:
             unknown(w, "an exit to L1 without a later entry precedes an "
