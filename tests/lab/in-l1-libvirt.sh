@@ -3,7 +3,10 @@
 # Debian 12's libvirt 9.0, unpatched (scripts/fetch-upstream.sh libvirt
 # unpacks its packages into build/libvirt-root), manages the torture guest
 # under -accel nested-kvm, with QEMU as libvirt-qemu and no capabilities
-# (tests/lab/test_libvirt.py, docs/libvirt.rst).
+# (tests/lab/test_libvirt.py, docs/libvirt.rst).  In a lab pair (scripts/lab
+# pair), host A runs it with --pair-migrations N, and through host B's
+# agent runs it there with --serve, which sets up B's root the same way
+# and leaves libvirtd listening on the link.
 #
 # The lab's root is the host's / over 9p, read-only.  libvirt wants to
 # write /etc, /var and /run, so the test gets a root of its own: an
@@ -60,8 +63,12 @@ SETUP
 )
 chroot "$root" /bin/bash -c "$setup" || die "the packages' set-up failed"
 
+# In a lab pair, test_libvirt.py --serve (host B) or --pair-migrations
+# (host A) reach the other host through these.
 chroot "$root" /usr/bin/env -i PATH="$PATH" HOME=/run TMPDIR=/run \
     LANG=C.UTF-8 LAB_OUT="$LAB_OUT" LAB_KERNEL="${LAB_KERNEL:-}" \
+    LAB_ADDR="${LAB_ADDR:-}" LAB_PEER="${LAB_PEER:-}" \
+    LAB_AGENT_PORT="${LAB_AGENT_PORT:-}" \
     /usr/bin/python3 "$top/tests/lab/test_libvirt.py" "$@"
 rc=$?
 cp -a "$root/var/log/libvirt/qemu/." "$LAB_OUT/" 2>/dev/null

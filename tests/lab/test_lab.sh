@@ -15,8 +15,10 @@
 #
 # Then libvirt (LAB_LIBVIRT=KERNEL, default 6.12; none skips it): Debian
 # 12's libvirt 9.0 manages the torture guest under nested-kvm, as
-# libvirt-qemu, through virsh save/restore and managedsave
-# (tests/lab/in-l1-libvirt.sh, docs/libvirt.rst).
+# libvirt-qemu, through virsh save/restore and managedsave, and virsh
+# migrate --live to a second host on the other kernel and back
+# (LAB_LIBVIRT_MIGRATIONS, default 6; tests/lab/in-l1-libvirt.sh,
+# docs/libvirt.rst).
 #
 # Then the KVM uAPI series (LAB_KVM_UAPI=KERNEL, only 6.12, the default;
 # none skips it): its selftest on Debian's modules and on the series'
@@ -144,15 +146,18 @@ lab_pair() {
         --timeout "$timeout" -- bash tests/lab/in-pair.sh
 }
 
-# The libvirt checks: 14 in tests/lab/test_libvirt.py, and 3 with
-# --no-nesting in an L1 whose kvm_amd has nested=0 (a nested-kvm domain
-# must not start there).
+# The libvirt checks: 14 in tests/lab/test_libvirt.py on host A of a
+# pair on KERNEL, and 5 more for virsh migrate --live to host B, on the
+# other kernel, and back; then 3 with --no-nesting in an L1 whose kvm_amd
+# has nested=0 (a nested-kvm domain must not start there).
 lab_libvirt() {
-    local k=$1
+    local k=$1 kb=6.1
+    [ "$k" != 6.1 ] || kb=6.12
     lab_prepare "libvirt $k" "Debian 12's libvirt 9.0 unpacked" \
         "$top/scripts/fetch-upstream.sh" libvirt || return 0
-    lab_stage "libvirt $k" 14 "all 14 checks" run --kernel "$k" \
-        --smp "$smp" --timeout "$timeout" -- bash tests/lab/in-l1-libvirt.sh
+    lab_stage "libvirt $k,$kb" 19 "all 19 checks" pair --kernels "$k,$kb" \
+        --smp "$smp" --timeout "$timeout" -- bash tests/lab/in-l1-libvirt.sh \
+        --pair-migrations "${LAB_LIBVIRT_MIGRATIONS:-6}"
     lab_stage "libvirt $k nested=0" 3 "all 3 checks" run --kernel "$k" \
         --kvm-amd "nested=0 nrips=1" --timeout "$timeout" \
         -- bash tests/lab/in-l1-libvirt.sh --no-nesting

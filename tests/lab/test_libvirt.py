@@ -43,6 +43,7 @@ sys.path.insert(0, str(HERE))
 
 # pylint: disable=wrong-import-position
 import nkvm  # noqa: E402
+import remote  # noqa: E402
 import torture  # noqa: E402
 
 URI = "qemu:///system"
@@ -58,6 +59,10 @@ STRICT = (f"event-migration=strict,observer-helper={HELPER_SOCKET},"
           "state-source=observer")
 BEST_EFFORT = (f"event-migration=best-effort,observer-helper={HELPER_SOCKET},"
                "state-source=observer")
+# A lab pair's host UUID, less its last 12 digits (the host's address)
+PAIR_HOST_UUID = "6e6b766d-1ab0-4000-8000-"
+# The libvirt root as host B's agent sees it (tests/lab/in-l1-libvirt.sh)
+PAIR_ROOT = Path("/run/libvirt-lab/root")
 
 
 def log(msg):
@@ -65,10 +70,10 @@ def log(msg):
         print(f"# {line}", flush=True)
 
 
-def virsh(*args, timeout=120):
-    """virsh ARGS on the system connection: (status, stdout, stderr)."""
+def virsh(*args, timeout=120, uri=URI):
+    """virsh ARGS on URI's connection: (status, stdout, stderr)."""
     try:
-        res = subprocess.run(["virsh", "-c", URI, *args], timeout=timeout,
+        res = subprocess.run(["virsh", "-c", uri, *args], timeout=timeout,
                              capture_output=True, text=True, check=False)
     except subprocess.TimeoutExpired:
         return 124, "", f"virsh {' '.join(args)}: no answer in {timeout} s"
@@ -80,12 +85,33 @@ def wait_for(probe, timeout, what):
         raise nkvm.NkvmTimeout(f"{what}: not within {timeout} s")
 
 
-def start_daemons(out):
+def tcp_uri(addr):
+    return f"qemu+tcp://{addr}/system"
+
+
+def listen_on(addr):
+    """libvirtd's configuration for a lab pair's link: plain TCP with no
+    authentication, on ADDR only (the link joins the two lab hosts and
+    nothing else), and a host UUID and hostname of its own, since
+    libvirt refuses to migrate a domain to the host it runs on."""
+    host = int(addr.rsplit(".", 1)[1])
+    conf = Path("/etc/libvirt/libvirtd.conf")
+    conf.write_text(conf.read_text() + "\n".join((
+        "listen_tls = 0", "listen_tcp = 1", f'listen_addr = "{addr}"',
+        'auth_tcp = "none"',
+        f'host_uuid = "{PAIR_HOST_UUID}{host:012x}"', "")))
+    subprocess.run(["hostname", f"nkvm-lab-{host}"], check=True)
+
+
+def start_daemons(out, listen=None):
     """virtlogd and libvirtd, as Debian's units start them (no systemd
-    here: they daemonise themselves)."""
+    here: they daemonise themselves); libvirtd also on TCP at LISTEN."""
     env = dict(os.environ, LIBVIRT_LOG_OUTPUTS=f"3:file:{out}/libvirtd.log")
-    for daemon in ("virtlogd", "libvirtd"):
-        subprocess.run([daemon, "--daemon"], env=env, check=True)
+    if listen:
+        listen_on(listen)
+    subprocess.run(["virtlogd", "--daemon"], env=env, check=True)
+    subprocess.run(["libvirtd", "--daemon"] + (["--listen"] if listen else []),
+                   env=env, check=True)
     wait_for(lambda: virsh("list")[0] == 0, 60, "libvirtd answering")
 
 
@@ -364,6 +390,161 @@ def check_upstream(args, tracer):
            if result else "none (the guest hung or died)"))
 
 
+class LocalHost:
+    """Host A of a lab pair, this one, as migrate_cycles() sees a host."""
+
+    def __init__(self, addr, tracer):
+        self.name = "A"
+        self.addr = addr
+        self.tracer = tracer
+
+    @staticmethod
+    def threads(dom):
+        return dom.threads()
+
+    @staticmethod
+    def qemu_log(dom):
+        return dom.qemu_log()
+
+
+class PeerHost:
+    """Host B of a lab pair, through its agent (tests/lab/lab-agent.py):
+    the domain's QEMU there, its log, and B's KVM tracepoints."""
+
+    def __init__(self, agent, addr):
+        self.name = "B"
+        self.addr = addr
+        self.agent = agent
+        self.tracer = None
+
+    def run(self, *argv, timeout=60):
+        reply = self.agent.call("run", argv=list(argv), timeout=timeout)
+        return reply["status"], reply["output"]
+
+    def threads(self, dom):
+        pid_file = PAIR_ROOT / f"run/libvirt/qemu/{dom.name}.pid"
+        rc, out = self.run("cat", str(pid_file))
+        if rc:
+            raise nkvm.NkvmError(f"host B: no {pid_file}: {out[-200:]}")
+        rc, out = self.run("ls", f"/proc/{int(out)}/task")
+        return [int(t) for t in out.split()] if rc == 0 else []
+
+    def qemu_log(self, dom):
+        rc, out = self.run("cat", str(PAIR_ROOT /
+                                      f"var/log/libvirt/qemu/{dom.name}.log"))
+        return out if rc == 0 else ""
+
+
+def migrate_cycles(dom, count, hosts, stats, extend=0):
+    """COUNT virsh migrate --live of DOM between the pair's HOSTS (A, B),
+    A to B and back in turn, at random points of the injection rounds,
+    and up to EXTEND more while no stop has landed in flight; it ends on
+    A.  Returns the first failure, or None.  As with the saves, a strict
+    refusal that leaves the domain running on its source is counted and
+    retried."""
+    done = 0
+    while done < count or done % 2 or \
+            (done < count + extend and not stats["stops_in_flight"]):
+        src, dst = hosts[done % 2], hosts[1 - done % 2]
+        time.sleep(random.uniform(0.2, 1.2))
+        src.tracer.start(src.threads(dom))
+        before = len(src.qemu_log(dom))
+        rc, out, err = virsh("migrate", "--live", dom.name, tcp_uri(dst.addr),
+                             "--migrateuri", f"tcp://{dst.addr}",
+                             "--listen-address", dst.addr,
+                             uri=tcp_uri(src.addr), timeout=300)
+        if rc:
+            said = src.qemu_log(dom)[before:]
+            refused = any(r in said for r in torture.STRICT_REFUSALS)
+            state = virsh("domstate", dom.name, uri=tcp_uri(src.addr))[1]
+            if not refused or state != "running" or \
+                    stats["strict_refusals"] >= count:
+                return (f"migration {done + 1} ({src.name} to {dst.name}): "
+                        f"virsh migrate: {err or out}; domain {state!r} on "
+                        f"{src.name}; QEMU said: {said.strip()[-300:]}")
+            stats["strict_refusals"] += 1
+            log(f"{dom.name}: strict refused a migration, the domain runs "
+                f"on: {said.strip().splitlines()[0][:200]}")
+            continue
+        note = torture.count_stop(src.tracer, stats)
+        done += 1
+        stats[f"migrations_{src.name.lower()}_to_{dst.name.lower()}"] += 1
+        log(f"{dom.name}: migrated {src.name} to {dst.name}, "
+            f"{done}/{count}{note}")
+    return None
+
+
+def serve_peer(tap, peer, kernel):
+    """Host B: its own libvirt root, libvirtd on the link and the helper
+    (in-l1-libvirt.sh --serve, through the agent)."""
+    rc, out = peer.run("bash", str(HERE / "in-l1-libvirt.sh"), "--serve",
+                       timeout=300)
+    return tap.check(rc == 0, f"host B ({kernel}): libvirtd listens on "
+                     f"{peer.addr}, with the observer helper", out[-400:])
+
+
+def migrate_refused(tap, dom, peer, helper):
+    """With the helper stopped, strict refuses virsh migrate at its setup,
+    naming the helper, and the domain runs on where it was."""
+    helper.stop()
+    before = len(dom.qemu_log())
+    rc, out, err = virsh("migrate", "--live", dom.name, tcp_uri(peer.addr),
+                         "--migrateuri", f"tcp://{peer.addr}",
+                         "--listen-address", peer.addr, timeout=300)
+    said = dom.qemu_log()[before:]
+    helper.start()
+    tap.check(rc != 0 and str(HELPER_SOCKET) in err and
+              "strict refuses" in err and dom.state() == "running",
+              "with the helper stopped, strict refuses virsh migrate, "
+              "naming the helper, and the domain keeps running on host A",
+              f"{err or out} | {dom.state()} | {said[-300:]}")
+    log(f"virsh said: {err}")
+
+
+def check_pair(tap, args, tracer, helper):
+    """virsh migrate --live to host B of a lab pair and back, while the
+    guest hypervisor injects: nothing lost under nested-kvm; the same
+    under -accel kvm reported."""
+    addr, peer_addr, port = remote.pair_env()
+    agent = remote.AgentClient(peer_addr, port, progress=log, source=addr)
+    peer = PeerHost(agent, peer_addr)
+    kernel = agent.call("ping")["kernel"]
+    if not serve_peer(tap, peer, kernel):
+        return
+    peer.tracer = torture.RemoteTracer(agent)
+    hosts = (LocalHost(addr, tracer), peer)
+    count = args.pair_migrations
+    for accel_opts, name in ((STRICT, "nkvm-pair"), (None, "kvm-pair")):
+        dom = Domain(name, accel_opts, args.cpus)
+        dom.start(args.timeout)
+        stats = {**new_stats(), "migrations_a_to_b": 0,
+                 "migrations_b_to_a": 0}
+        failure = migrate_cycles(dom, count if accel_opts else
+                                 args.pair_kvm_migrations, hosts, stats,
+                                 extend=2 * count if accel_opts else 0)
+        if accel_opts and failure is None:
+            migrate_refused(tap, dom, peer, helper)
+        result = dom.finish(args.timeout)
+        log(f"{name}: {json.dumps(stats)}")
+        if accel_opts is None:
+            log(f"-accel kvm: {failure or 'all migrated'}, stops in flight "
+                f"{stats['stops_in_flight']}, guest result " +
+                (json.dumps({k: result.get(k) for k in ("injected", "lost")})
+                 if result else "none (the guest hung or died)"))
+            break
+        done = stats["migrations_a_to_b"] + stats["migrations_b_to_a"]
+        tap.check(failure is None, f"{done} virsh migrate --live to host B "
+                  f"({kernel}) and back, mid-injection", failure or "")
+        tap.check(result is not None and not bad_counts(result) and
+                  result.get("injected", 0) > 0,
+                  "nested-kvm lost nothing across the migrations",
+                  json.dumps(bad_counts(result) if result else "no result"))
+        tap.check(not tracer.ok or not peer.tracer.ok or
+                  stats["stops_in_flight"] >= 1,
+                  "at least one migration stopped the guest with an event "
+                  "in flight", json.dumps(stats))
+
+
 def check_no_nesting(tap, args):
     """--no-nesting, in an L1 whose kvm_amd has nested=0: the domain that
     asks for nested-kvm fails to start, saying why; plain kvm starts."""
@@ -401,14 +582,33 @@ def main():
     ap.add_argument("--no-nesting", action="store_true",
                     help="L1's kvm_amd has nested=0: only the start "
                     "refusal and its control")
+    ap.add_argument("--pair-migrations", type=int, default=0,
+                    help="on host A of a lab pair: also this many virsh "
+                    "migrate --live to host B and back (even), and up to "
+                    "twice as many more while none stopped an event in "
+                    "flight")
+    ap.add_argument("--pair-kvm-migrations", type=int, default=4)
+    ap.add_argument("--serve", action="store_true",
+                    help="on host B of a lab pair: start libvirtd on the "
+                    "link and the helper, and return")
     args = ap.parse_args()
     out = os.environ.get("LAB_OUT", "/run")
+    if args.serve or args.pair_migrations:
+        if not remote.pair_env():
+            ap.error("--serve and --pair-migrations run in a lab pair only")
+        args.pair_migrations += args.pair_migrations % 2
+        args.pair_kvm_migrations += args.pair_kvm_migrations % 2
+    if args.serve:
+        start_daemons(out, listen=remote.pair_env()[0])
+        Helper(out).start()
+        return 0
 
     tap = nkvm.Tap("libvirt: ")
     paranoid = Path("/proc/sys/kernel/perf_event_paranoid").read_text()
     helper = Helper(out)
     try:
-        start_daemons(out)
+        start_daemons(out, listen=remote.pair_env()[0]
+                      if args.pair_migrations else None)
         if args.no_nesting:
             check_no_nesting(tap, args)
         else:
@@ -417,6 +617,8 @@ def main():
             check_nested(tap, args, tracer, helper)
             check_best_effort(tap, args, helper)
             check_upstream(args, tracer)
+            if args.pair_migrations:
+                check_pair(tap, args, tracer, helper)
     except (nkvm.NkvmError, OSError, subprocess.CalledProcessError) as exc:
         tap.check(False, "the libvirt checks ran to the end", str(exc))
     finally:
