@@ -227,18 +227,35 @@ bool nested_trace_decode(const NestedTraceFormat *fmt, const uint8_t *raw,
     return false;
 }
 
+static uint32_t event_type(uint32_t info)
+{
+    return (info & NESTED_INTINFO_TYPE_MASK) >> NESTED_INTINFO_TYPE_SHIFT;
+}
+
+static bool vector_is_bp_or_of(uint32_t vector)
+{
+    return vector == NESTED_VECTOR_BP || vector == NESTED_VECTOR_OF;
+}
+
 /*
  * Same event, error code included, ignoring reserved bits.  An NMI's
  * vector is ignored (APM vol. 2, 15.20), and KVM itself reports NMIs to
  * L1 in EXITINTINFO with vector 0, which L1 then re-injects as it is.
+ * VMX: KVM re-injects every #BP and #OF it re-queues as a software
+ * exception (type 6, vmx_inject_exception()), so L1's type-3 #BP reads
+ * as type 6 from the second cut on; the two types are one key there.
+ * SVM has no type 6.
  */
 static uint32_t event_key(uint32_t info)
 {
     uint32_t key = info & WINDOW_EVENT_MASK;
 
-    if ((key & NESTED_INTINFO_TYPE_MASK) ==
-        (NESTED_EVENT_NMI << NESTED_INTINFO_TYPE_SHIFT)) {
+    if (event_type(key) == NESTED_EVENT_NMI) {
         key &= ~NESTED_INTINFO_VECTOR_MASK;
+    } else if (event_type(key) == NESTED_EVENT_SOFT_EXCEPTION &&
+               vector_is_bp_or_of(key & NESTED_INTINFO_VECTOR_MASK)) {
+        key &= ~NESTED_INTINFO_TYPE_MASK;
+        key |= NESTED_EVENT_HW_EXCEPTION << NESTED_INTINFO_TYPE_SHIFT;
     }
     return key;
 }
@@ -451,6 +468,20 @@ static bool seen_vmx(const NestedWindow *w, uint64_t rip, uint64_t cs_base,
     return true;
 }
 
+/*
+ * KVM_GET_VCPU_EVENTS hides a re-queued soft event entirely, and also an
+ * #BP or #OF that L1 injected as a hardware exception (type 3, which
+ * VMX allows): it skips every exception whose vector
+ * kvm_exception_is_soft() names, expecting the INT3 or INTO to run
+ * again, which an injected one does not.
+ */
+static bool kvm_hides(const NestedEvent *ev)
+{
+    return nested_event_type_is_soft(ev->type) ||
+           (ev->type == NESTED_EVENT_HW_EXCEPTION &&
+            vector_is_bp_or_of(ev->vector));
+}
+
 bool nested_window_apply(NestedEventState *st, const NestedWindow *w,
                          uint64_t rip, uint64_t cs_base,
                          const NestedStateView *ns, GError **errp)
@@ -481,8 +512,7 @@ bool nested_window_apply(NestedEventState *st, const NestedWindow *w,
         return false;
     }
     seen.origin = NESTED_ORIGIN_L1;
-    if (nested_event_type_is_soft(seen.type)) {
-        /* KVM_GET_VCPU_EVENTS hides re-queued soft events entirely. */
+    if (kvm_hides(&seen)) {
         if (cur->valid) {
             return disagree(errp, &seen, cur);
         }

@@ -327,6 +327,21 @@ static const JudgeCase judge_cases[] = {
     { "/window/judge/vmx/l2-own-soft-int", NESTED_VENDOR_VMX,
       { VEXIT(V | T_SOFT | 3, 0, 0), ENTER(V | T_SOFT_EXC | 3) }, 2, true,
       NESTED_WINDOW_CLEAR, NULL },
+    /*
+     * L1's #BP as a hardware exception (type 3), cut short twice: KVM
+     * re-queued it and re-injected it as a software exception (type 6),
+     * which the second exit reports (vmx_inject_exception()).
+     */
+    { "/window/judge/vmx/l1-bp-type-3-retyped", NESTED_VENDOR_VMX,
+      { VEXIT(V | T_SOFT_EXC | 3, 0, 0), VEXIT(V | T_EXC | 3, 0, 0),
+        ENTER(V | T_EXC | 3) }, 3, true, NESTED_WINDOW_L1_EVENT, NULL },
+    { "/window/judge/vmx/l1-into-type-3-retyped", NESTED_VENDOR_VMX,
+      { VEXIT(V | T_SOFT_EXC | 4, 0, 0), ENTER(V | T_EXC | 4) }, 2, true,
+      NESTED_WINDOW_L1_EVENT, NULL },
+    /* INT 3 as the two-byte INT n (type 4) is another event. */
+    { "/window/judge/vmx/l2-int-n-3-after-l1-bp", NESTED_VENDOR_VMX,
+      { VEXIT(V | T_SOFT | 3, 0, 0), ENTER(V | T_EXC | 3) }, 2, true,
+      NESTED_WINDOW_CLEAR, NULL },
     { "/window/judge/vmx/before-observation", NESTED_VENDOR_VMX,
       { VEXIT(V | T_NMI | 2, 0, 0) }, 1, true, NESTED_WINDOW_UNKNOWN,
       "the event was in flight before observation began" },
@@ -735,6 +750,43 @@ static uint64_t edit_value(const NestedRestorePlan *plan, uint32_t offset,
  * with its length and RUN_PENDING, which prepare_vmcs02_early() needs
  * to inject from vmcs12 at all; RIP holds the INT's old RIP.
  */
+/*
+ * VMX: L1's #BP injected as a hardware exception (type 3), seen at the
+ * first cut as type 3 and from the second on as type 6.  KVM hides it
+ * from KVM_GET_VCPU_EVENTS as it hides INT3; the window adds it as
+ * vmcs12 holds it, and the destination's entry injects type 3 again.
+ */
+static void test_apply_vmx_bp_type_3(void)
+{
+    static const uint32_t seen_as[] = { V | T_EXC | 3, V | T_SOFT_EXC | 3 };
+    NestedRestoreCaps caps = {
+        .vendor = NESTED_VENDOR_VMX, .vcpu_events = true,
+        .exception_payload = true, .nested_state = true,
+    };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(seen_as); i++) {
+        NestedWindow w = l1_event(seen_as[i], 0);
+        NestedStateView ns = vmx_view(V | T_EXC | 3, 0, 0);
+        NestedRestorePlan plan;
+        NestedEventState st;
+
+        guest_state(&st, NESTED_VENDOR_VMX);
+        g_assert_true(nested_window_apply(&st, &w, 0x5000, 0, &ns, NULL));
+        g_assert_true(st.l2.injected.valid);
+        g_assert_cmpuint(st.l2.injected.type, ==, NESTED_EVENT_HW_EXCEPTION);
+        g_assert_cmpuint(st.l2.injected.vector, ==, 3);
+        g_assert_cmpuint(st.l2.injected.origin, ==, NESTED_ORIGIN_L1);
+        g_assert_true(nested_event_plan_restore(&st, &caps, &plan, NULL));
+        g_assert_cmphex(edit_value(&plan, NESTED_STATE_HDR_SIZE +
+                                   NESTED_VMCS12_ENTRY_INTR_INFO, UINT32_MAX),
+                        ==, V | T_EXC | 3);
+        g_assert_cmphex(edit_value(&plan, 0, KVM_STATE_NESTED_RUN_PENDING),
+                        ==, KVM_STATE_NESTED_RUN_PENDING);
+        g_assert_cmpuint(plan.events.exception.injected, ==, 0);
+        g_assert_cmpuint(plan.n_reg_edits, ==, 0);
+    }
+}
+
 static void test_apply_then_plan_vmx(void)
 {
     NestedRestoreCaps caps = {
@@ -787,5 +839,6 @@ int main(int argc, char **argv)
     g_test_add_func("/window/apply/vmx/pf", test_apply_vmx_pf);
     g_test_add_func("/window/apply/vmx/errors", test_apply_vmx_errors);
     g_test_add_func("/window/apply/vmx/then-plan", test_apply_then_plan_vmx);
+    g_test_add_func("/window/apply/vmx/bp-type-3", test_apply_vmx_bp_type_3);
     return g_test_run();
 }
