@@ -90,6 +90,8 @@ def test_bad_requests(port):
              '"scenario": "smoke"}', "'../x'"),
             ("unknown launch key", '{"op": "vm.launch", "name": "v", '
              '"scenario": "smoke", "binary": "/bin/sh"}', "binary"),
+            ("bad QMP timeout", '{"op": "vm.launch", "name": "v", '
+             '"scenario": "smoke", "qmp_timeout": "soon"}', "'soon'"),
             ("unknown VM", '{"op": "vm.qmp", "name": "nope", '
              '"cmd": "query-status"}', "'nope'"),
             ("run argv not a list", '{"op": "run", "argv": "uname"}',

@@ -16,7 +16,7 @@ or {"error": TEXT}.
                                 "series": LAB_KERNEL}
   run argv=[...] timeout=S  -> {"status": N, "output": TEXT}
   vm.launch name=N scenario=S accel=A memory_mb=M incoming=I
-            extra_args=[...] serial_input=B
+            extra_args=[...] serial_input=B [qmp_timeout=S]
   vm.qmp name=N cmd=C args={...}
   vm.poll | vm.serial_log | vm.stderr_log | vm.open_fds | vm.kill |
   vm.close  name=N
@@ -120,13 +120,18 @@ class Agent:
                              f"{NAME_RE.pattern}, got {name!r}")
         if name in self.vms:
             raise AgentError(f"vm.launch: {name!r} exists")
-        unknown = set(req) - set(LAUNCH_KEYS) - {"op", "name"}
+        unknown = set(req) - set(LAUNCH_KEYS) - {"op", "name", "qmp_timeout"}
         if unknown:
             raise AgentError(f"vm.launch: unknown keys {sorted(unknown)}")
+        qmp_timeout = req.get("qmp_timeout", 15.0)
+        if not isinstance(qmp_timeout, (int, float)) or \
+                not 0 < qmp_timeout <= 600:
+            raise AgentError(f"vm.launch: qmp_timeout must be a number of "
+                             f"seconds in (0, 600], got {qmp_timeout!r}")
         kwargs = {k: req[k] for k in LAUNCH_KEYS if k in req}
         vm = self.lab.vm(name, **kwargs)
         self.vms[name] = vm
-        vm.launch()
+        vm.launch(qmp_timeout=float(qmp_timeout))
         return None
 
     def op_vm_qmp(self, req):

@@ -106,7 +106,7 @@ class RemoteVM(nkvm.GuestVM):
                         accel=self.accel, memory_mb=self.memory_mb,
                         incoming=self.incoming, extra_args=self.extra_args,
                         serial_input=self.serial_input,
-                        timeout=qmp_timeout + 30)
+                        qmp_timeout=qmp_timeout, timeout=qmp_timeout + 30)
         self.launched = True
         return self
 

@@ -66,6 +66,11 @@ import nested_stream as ns  # noqa: E402
 import remote  # noqa: E402
 
 RESULT_RE = r"torture-result (\{.*\})"
+# A destination QEMU in a lab L1 that other lab runs share the host's
+# cores with once took longer than nkvm's 15 s to answer QMP, which
+# ended the whole run (2026-12-01); a QEMU that dies is still seen at
+# once.
+LAUNCH_QMP_TIMEOUT = 60.0
 # An event delivered more than once or not as injected.
 MISDIRECTED_KEYS = ("duplicated", "wrong_vector", "wrong_rip",
                     "wrong_error_code", "wrong_cr2", "bad_exitintinfo",
@@ -427,7 +432,7 @@ def new_vm(lab, n, args, incoming=None, agent=None, drop=0):
         vm = remote.RemoteVM(agent, lab, f"vm{n}", scenario,
                              serial_input=True, **kwargs)
     lab.vms.append(vm)      # so that the Lab kills it on any exit
-    vm.launch()
+    vm.launch(qmp_timeout=LAUNCH_QMP_TIMEOUT)
     if source in ("kernel", "observer") and n == 0:
         check_state_source(vm, source)
     return vm
