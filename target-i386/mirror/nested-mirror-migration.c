@@ -334,6 +334,7 @@ void nested_mirror_prepare_stop(RunState state)
         return;
     }
     g_clear_pointer(&stop_unobserved_why, g_free);
+    start = qemu_clock_get_us(QEMU_CLOCK_REALTIME);
     if (!(observer_use == OBSERVERS_AWAITED ? observers_enable(&local)
                                             : observers_arm(&local))) {
         /* Not an error yet: a later save reports it, if there is one. */
@@ -344,6 +345,8 @@ void nested_mirror_prepare_stop(RunState state)
         error_free(local);
         return;
     }
+    trace_nested_mirror_stop_armed(observer_use == OBSERVERS_AWAITED,
+        qemu_clock_get_us(QEMU_CLOCK_REALTIME) - start);
     observer_use = observer_use == OBSERVERS_AWAITED ? OBSERVERS_MIGRATING
                                                      : OBSERVERS_STOPPED;
     start = qemu_clock_get_us(QEMU_CLOCK_REALTIME);

@@ -15,6 +15,7 @@
 #include "qemu/osdep.h"
 #include "qemu/error-report.h"
 #include "qapi/error.h"
+#include "qemu/timer.h"
 #include "cpu.h"
 #include "system/kvm.h"
 #include "system/kvm_int.h"
@@ -316,6 +317,7 @@ static void nested_mirror_env_events(X86CPU *cpu, NestedMirrorEnvEvents *e)
 void nested_mirror_pull(X86CPU *cpu)
 {
     NestedMirror *m = cpu->env.nested_mirror;
+    int64_t start = qemu_clock_get_us(QEMU_CLOCK_REALTIME);
     const NestedEvent *ev;
     GError *err = NULL;
 
@@ -338,7 +340,8 @@ void nested_mirror_pull(X86CPU *cpu)
     trace_nested_mirror_pull(CPU(cpu)->cpu_index, m->model.guest_mode,
                              ev->valid, nested_event_type_name(ev->type),
                              ev->vector,
-                             ev->origin == NESTED_ORIGIN_L1 ? "L1" : "L0");
+                             ev->origin == NESTED_ORIGIN_L1 ? "L1" : "L0",
+                             qemu_clock_get_us(QEMU_CLOCK_REALTIME) - start);
 }
 
 /*

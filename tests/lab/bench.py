@@ -163,17 +163,46 @@ def read_counter(vm, address):
     return int(m.group(1), 16), (t0 + t1) / 2
 
 
+# The fork's trace events that time its work at a stop and at each
+# vCPU's save (target-i386/mirror/trace-events), in microseconds: the
+# downtime query-migrate reports has a resolution of 1 ms.
+STOP_TRACES = ("nested_mirror_stop_*", "nested_mirror_pull")
+STOP_PHASES = (("armed", r"nested_mirror_stop_armed .* in (\d+) us"),
+               ("probed", r"nested_mirror_stop_probed .* in (\d+) us"),
+               ("settled", r"nested_mirror_stop_settled .* after (\d+) us"))
+PULL_RE = r"nested_mirror_pull cpu \d+ .* in (\d+) us"
+
+
+def stop_work(stderr):
+    """The fork's work at the last stop in a QEMU's stderr, in us: each
+    phase of nested_mirror_prepare_stop(), and the vCPUs' pulls (the
+    mirror's part of the save) after it, summed; None without a stop."""
+    last = stderr.rfind("nested_mirror_stop_armed ")
+    if last < 0:
+        return None
+    tail = stderr[last:]
+    work = {}
+    for phase, pattern in STOP_PHASES:
+        m = re.search(pattern, tail)
+        work[phase] = int(m.group(1)) if m else None
+    work["pull"] = sum(int(us) for us in re.findall(PULL_RE, tail))
+    work["total"] = sum(v for v in work.values() if v is not None)
+    return work
+
+
 class BenchVM(nkvm.GuestVM):
     """The test guest in one of the bench-* scenarios."""
 
     def __init__(self, lab, name, build, scenario, smp=1, incoming=None,
                  accel_opts=""):
+        traces = [a for t in STOP_TRACES for a in ("-trace", t)] \
+            if build == "fork" and not TCG else []
         super().__init__(lab, name, scenario,
                          accel="tcg" if TCG else ACCEL[build] + accel_opts,
                          incoming=incoming, binary=binary(build),
                          extra_args=["-cpu",
                                      "qemu64,+svm,+x2apic" if TCG else "host",
-                                     "-smp", str(smp)])
+                                     "-smp", str(smp)] + traces)
         self.build = build
         self.counter = None
         # The Lab's record of every VM started in it: the post-mortem of
@@ -460,14 +489,31 @@ def migrate_once(lab, build, smp, state, tag):
     if info.get("status") != "completed":
         src.fail(f"migration {info.get('status')}")
     hwm = src.vm_hwm_kib()
+    work = stop_work(src.stderr_log()) if build == "fork" else None
     src.close()
     dst.close()
-    return {"downtime": info.get("downtime"),
+    return {"downtime": info.get("downtime"), "stop_work": work,
             "total": info.get("total-time"),
             "transferred": info.get("ram", {}).get("transferred"),
             "file": size, "device": device_bytes(desc),
             "subsection": device_bytes(desc, "cpu/nested-events"),
             "hwm": hwm}
+
+
+def emit_stop_work(smp, state, fork_runs):
+    """What the fork's final stop and save did, phase by phase, against
+    its downtime (issue #16 item 5): the part of the downtime that is
+    the fork's own work, exactly, where the downtime ratio cannot tell."""
+    works = [r["stop_work"] for r in fork_runs if r.get("stop_work")]
+    if not works:
+        return
+    phases = ("armed", "probed", "settled", "pull", "total")
+    cols = {p: [w[p] for w in works if w.get(p) is not None]
+            for p in phases}
+    downtime = [r["downtime"] for r in fork_runs if r.get("downtime")]
+    emit({"metric": f"migration.stop_work.smp{smp}.{state}", "unit": "us",
+          **cols, "median": {p: med(cols[p]) for p in phases if cols[p]},
+          "downtime_ms": med(downtime) if downtime else None})
 
 
 def bench_migration(lab, args):
@@ -505,6 +551,7 @@ def bench_migration(lab, args):
               "order": stats.flat_order(args.mig_reps),
               "pairs": len(dratio), "summary": down,
               "target": TARGETS["downtime"], "met": down["met"]})
+        emit_stop_work(smp, state, fk)
         tratio = [f["total"] / s["total"] for s, f in zip(st, fk)
                   if s["total"]]
         emit({"metric": f"migration.total.smp{smp}.{state}", "unit": "ms",
@@ -772,6 +819,16 @@ def table_rows(recs):
                          "delta " + fmt_spread(r.get("delta"), 1)
                          + (" B/vCPU" if "extra" in m else " B"),
                          r.get("target", ""), met))
+        elif m.startswith("migration.stop_work"):
+            md = r.get("median", {})
+            share = (f", {md['total'] / 10 / r['downtime_ms']:.1f} % of "
+                     f"{fmt(r['downtime_ms'], 'ms')}"
+                     if md.get("total") and r.get("downtime_ms") else "")
+            rows.append((m, "", fmt(md.get("total"), "us"),
+                         "enable {} / probe {} / settle {} / pulls {} us"
+                         .format(*(md.get(p, "-") for p in
+                                   ("armed", "probed", "settled", "pull")))
+                         + share, "", ""))
         elif m.startswith("memory."):
             rows.append((m, fmt(r["stock"], unit), fmt(r["fork"], unit),
                          f"delta {fmt(r['delta'], unit)}",
