@@ -76,10 +76,9 @@ fi
 
 mkdir -p "$dir" build/torture
 record=$dir/$(date +%Y-%m-%d).jsonl
-# run_chunk N FIRST: one L1 boot with N nested-kvm migrations
+# run_chunk N FIRST LOG: one L1 boot with N nested-kvm migrations
 run_chunk() {
-    local n=$1 log rc
-    log=build/torture/vmx-$(date +%Y%m%d-%H%M%S)-$2.log
+    local n=$1 log=$3 rc
     echo "torture-vmx: chunk of $n migrations from $2 of $total" \
          "(output in $log)" >&2
     tests/lab/test_lab_vmx_torture.sh --kernel "$kernel" --kvm "$kvm_n" \
@@ -90,14 +89,23 @@ run_chunk() {
     return $rc
 }
 
-# progress: after each chunk, the migrations its chunks have finished,
-# the rate and the time left at that rate.  Chunks of one run are the
-# same size but the last, so "finished" counts whole chunks.
+# progress: after each chunk, the migrations this run's chunks have done,
+# finished or not, the rate and the time left at that rate.  A chunk's
+# count is torture.py's last "precopy I/N" line in its log, N its size
+# (upstream's lines, with TORTURE_VMX_KVM_MIGRATIONS, have another N
+# unless the two counts are equal).
 t0=$(date +%s)
-finished=0
+chunk_logs=()
+chunk_done() {
+    sed -n "s|^torture: precopy \([0-9]*\)/$1 .*|\1|p" "$2" 2>/dev/null |
+        tail -n 1
+}
 progress() {
-    local el rate left
-    finished=$((finished + chunk > total ? total : finished + chunk))
+    local el rate left entry d finished=0
+    for entry in "${chunk_logs[@]}"; do
+        d=$(chunk_done "${entry%% *}" "${entry#* }")
+        finished=$((finished + ${d:-0}))
+    done
     el=$(($(date +%s) - t0))
     rate=$(awk -v n="$finished" -v s="$el" 'BEGIN { printf "%.1f", 60 * n / (s > 0 ? s : 1) }')
     left=$(awk -v n="$finished" -v t="$total" -v s="$el" \
@@ -111,7 +119,9 @@ done_n=0
 running=0
 while [ "$done_n" -lt "$total" ]; do
     n=$((total - done_n < chunk ? total - done_n : chunk))
-    run_chunk "$n" "$done_n" &
+    log=build/torture/vmx-$(date +%Y%m%d-%H%M%S)-$done_n.log
+    chunk_logs+=("$n $log")
+    run_chunk "$n" "$done_n" "$log" &
     running=$((running + 1))
     done_n=$((done_n + n))
     if [ "$running" -ge "$jobs_n" ]; then
