@@ -794,6 +794,42 @@ def verdict(r):
     return ""
 
 
+def calls_text(calls):
+    return ", ".join(f"{k} {v:+d}" for k, v in sorted(calls.items())) \
+        or "none"
+
+
+def count_rows(r):
+    """The exact counts of tests/lab/test_syscalls.py: per exit, the
+    KVM_RUN returns the long run added and the ioctls the fork's vCPU
+    thread makes per exit beyond stock's (target none); per migration,
+    what the fork's source calls more than stock's (reported)."""
+    if "error" in r:
+        return [("counts.syscalls", "", "", r["error"], "", "**no**")]
+    rows = []
+    # A count whose run failed a check of its own (too few iterations
+    # added, on a loaded host) vouches for nothing.
+    failed = r.get("checks_failed") or r.get("status")
+    for scenario in ("bench-pio", "bench-nested"):
+        sc = r.get(scenario)
+        if not sc:
+            continue
+        extra = sc.get("fork_extra_ioctls", {})
+        rows.append((f"counts.ioctls_per_exit.{scenario}",
+                     f"{sc['stock']['kvm_run_exits']:,} exits",
+                     f"{sc['fork']['kvm_run_exits']:,} exits",
+                     "fork's extra ioctls: " + calls_text(extra),
+                     "none", "yes" if not extra and not failed else
+                     f"**no** ({r.get('checks_failed')} checks failed: "
+                     f"{r.get('log')})" if failed else "**no**"))
+    mig = r.get("migration", {}).get("fork_more_than_stock")
+    if mig is not None:
+        rows.append(("counts.calls_per_migration.bench-nested", "", "",
+                     "fork's source beyond stock's: " + calls_text(mig),
+                     "", ""))
+    return rows
+
+
 def table_rows(recs):
     rows = []
     for r in recs:
@@ -829,6 +865,8 @@ def table_rows(recs):
                          .format(*(md.get(p, "-") for p in
                                    ("armed", "probed", "settled", "pull")))
                          + share, "", ""))
+        elif m == "counts.syscalls":
+            rows.extend(count_rows(r))
         elif m.startswith("memory."):
             rows.append((m, fmt(r["stock"], unit), fmt(r["fork"], unit),
                          f"delta {fmt(r['delta'], unit)}",
@@ -945,6 +983,19 @@ def render(recs, wall=None, raw=None):
                 f"fork with ``state-source={src}``: the in-flight state "
                 "comes from the kernel and no tracepoint is armed; "
                 f"{m.get('pairs')} pairs of {m.get('window_s')} s windows.")
+    for r in recs:
+        if r["metric"] == "counts.syscalls" and "error" not in r:
+            out.append(
+                "- ``counts.*``: ``tests/lab/test_syscalls.py`` in a third "
+                f"lab run (kernel {r.get('kernel')}, status {r.get('status')}"
+                f", {r.get('checks_failed')} checks failed): each scenario "
+                f"under ``strace -ff`` for {r.get('short_s')} s and "
+                f"{r.get('long_s')} s; the exits are the KVM_RUN returns the "
+                "longer run added (bench-nested's L2 exits stay in L1's "
+                "KVM), and the fork's extra ioctls are those its vCPU "
+                "thread makes beyond stock's over the same exits.  Per "
+                "migration: the calls of one migration of bench-nested's "
+                "source, fork's beyond stock's, all threads.")
     wire = meta_rec.get("subsection_wire_bytes")
     if wire:
         out.append(f"- ``cpu/nested-events`` costs {wire} bytes per vCPU "
