@@ -19,7 +19,7 @@ static bool kind_is_svm(NestedIntInfoKind kind)
 static bool svm_type_is_soft_exception(uint8_t raw_type, uint8_t vector)
 {
     return raw_type == NESTED_EVENT_HW_EXCEPTION &&
-           (vector == NESTED_VECTOR_BP || vector == NESTED_VECTOR_OF);
+           nested_vector_is_bp_or_of(vector);
 }
 
 static void event_reset(NestedEvent *ev, NestedEventOrigin origin)
@@ -107,7 +107,7 @@ bool nested_event_to_svm(const NestedEvent *ev, uint32_t *raw,
         info.vector = NESTED_VECTOR_NMI;
         break;
     case NESTED_EVENT_HW_EXCEPTION:
-        if (ev->vector == NESTED_VECTOR_BP || ev->vector == NESTED_VECTOR_OF) {
+        if (nested_vector_is_bp_or_of(ev->vector)) {
             g_set_error(errp, NESTED_EVENT_ERROR,
                         NESTED_EVENT_ERROR_UNREPRESENTABLE,
                         "type=hw-exception vector=%u: SVM reads type 3 with "
@@ -117,7 +117,7 @@ bool nested_event_to_svm(const NestedEvent *ev, uint32_t *raw,
         info.type = ev->type;
         break;
     case NESTED_EVENT_SOFT_EXCEPTION:
-        if (ev->vector != NESTED_VECTOR_BP && ev->vector != NESTED_VECTOR_OF) {
+        if (!nested_vector_is_bp_or_of(ev->vector)) {
             g_set_error(errp, NESTED_EVENT_ERROR,
                         NESTED_EVENT_ERROR_UNREPRESENTABLE,
                         "type=soft-exception vector=%u: SVM has INT3/INTO "

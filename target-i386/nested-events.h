@@ -75,6 +75,15 @@ typedef enum NestedVendor {
 #define NESTED_VECTOR_NMI 2
 #define NESTED_VECTOR_BP 3
 #define NESTED_VECTOR_OF 4
+
+/*
+ * #BP and #OF, the vectors of INT3 and INTO: the exceptions KVM treats
+ * as software ones whatever their type (kvm_exception_is_soft()).
+ */
+static inline bool nested_vector_is_bp_or_of(unsigned vector)
+{
+    return vector == NESTED_VECTOR_BP || vector == NESTED_VECTOR_OF;
+}
 #define NESTED_VECTOR_PF 14
 #define NESTED_MAX_INSN_LEN 15
 /* process_nmi() in KVM's x86.c: one NMI running plus one pending. */

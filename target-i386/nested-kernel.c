@@ -22,11 +22,6 @@ G_STATIC_ASSERT(offsetof(struct kvm_vcpu_events, exception_has_payload) ==
                 NESTED_EV_RESERVED_END);
 G_STATIC_ASSERT(NESTED_KSVM_END <= NESTED_STATE_HDR_SIZE);
 
-static bool soft_vector(uint8_t nr)
-{
-    return nr == NESTED_VECTOR_BP || nr == NESTED_VECTOR_OF;
-}
-
 static bool check_zero(const uint8_t *b, uint32_t from, uint32_t to,
                        const char *what, GError **errp)
 {
@@ -63,7 +58,8 @@ static bool check_soft_event(const struct kvm_vcpu_events *ev,
                              NestedKernelSoft *s, GError **errp)
 {
     bool intr = ev->interrupt.injected && ev->interrupt.soft;
-    bool exc = ev->exception.injected && soft_vector(ev->exception.nr);
+    bool exc = ev->exception.injected &&
+               nested_vector_is_bp_or_of(ev->exception.nr);
 
     if (s->insn_len > NESTED_MAX_INSN_LEN) {
         return nested_event_fail(errp, NESTED_EVENT_ERROR_INVALID,
@@ -140,7 +136,7 @@ void nested_kernel_soft_strip(struct kvm_vcpu_events *ev)
         ev->interrupt.injected = 0;
         ev->interrupt.soft = 0;
     }
-    if (soft_vector(ev->exception.nr)) {
+    if (nested_vector_is_bp_or_of(ev->exception.nr)) {
         ev->exception.injected = 0;
     }
     memset(b + NESTED_EV_SOFT_INSN_LEN, 0,

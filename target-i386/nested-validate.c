@@ -72,7 +72,7 @@ static void check_event_type(Checker *ck, const char *p, const NestedEvent *ev)
         }
         break;
     case NESTED_EVENT_SOFT_EXCEPTION:
-        if (ev->vector != NESTED_VECTOR_BP && ev->vector != NESTED_VECTOR_OF) {
+        if (!nested_vector_is_bp_or_of(ev->vector)) {
             problem(ck, "%s.injected.vector=%u: software exception must be "
                     "#BP (3) or #OF (4)", p, ev->vector);
         }

@@ -232,11 +232,6 @@ static uint32_t event_type(uint32_t info)
     return (info & NESTED_INTINFO_TYPE_MASK) >> NESTED_INTINFO_TYPE_SHIFT;
 }
 
-static bool vector_is_bp_or_of(uint32_t vector)
-{
-    return vector == NESTED_VECTOR_BP || vector == NESTED_VECTOR_OF;
-}
-
 /*
  * Same event, error code included, ignoring reserved bits.  An NMI's
  * vector is ignored (APM vol. 2, 15.20), and KVM itself reports NMIs to
@@ -253,7 +248,7 @@ static uint32_t event_key(uint32_t info)
     if (event_type(key) == NESTED_EVENT_NMI) {
         key &= ~NESTED_INTINFO_VECTOR_MASK;
     } else if (event_type(key) == NESTED_EVENT_SOFT_EXCEPTION &&
-               vector_is_bp_or_of(key & NESTED_INTINFO_VECTOR_MASK)) {
+               nested_vector_is_bp_or_of(key & NESTED_INTINFO_VECTOR_MASK)) {
         key &= ~NESTED_INTINFO_TYPE_MASK;
         key |= NESTED_EVENT_HW_EXCEPTION << NESTED_INTINFO_TYPE_SHIFT;
     }
@@ -479,7 +474,7 @@ static bool kvm_hides(const NestedEvent *ev)
 {
     return nested_event_type_is_soft(ev->type) ||
            (ev->type == NESTED_EVENT_HW_EXCEPTION &&
-            vector_is_bp_or_of(ev->vector));
+            nested_vector_is_bp_or_of(ev->vector));
 }
 
 bool nested_window_apply(NestedEventState *st, const NestedWindow *w,
