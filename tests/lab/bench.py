@@ -815,13 +815,16 @@ def count_rows(r):
         if not sc:
             continue
         extra = sc.get("fork_extra_ioctls", {})
+        if failed:
+            verdict_text = (f"**no** ({r.get('checks_failed')} checks "
+                            f"failed: {r.get('log')})")
+        else:
+            verdict_text = "**no**" if extra else "yes"
         rows.append((f"counts.ioctls_per_exit.{scenario}",
                      f"{sc['stock']['kvm_run_exits']:,} exits",
                      f"{sc['fork']['kvm_run_exits']:,} exits",
                      "fork's extra ioctls: " + calls_text(extra),
-                     "none", "yes" if not extra and not failed else
-                     f"**no** ({r.get('checks_failed')} checks failed: "
-                     f"{r.get('log')})" if failed else "**no**"))
+                     "none", verdict_text))
     mig = r.get("migration", {}).get("fork_more_than_stock")
     if mig is not None:
         rows.append(("counts.calls_per_migration.bench-nested", "", "",
