@@ -656,7 +656,7 @@ def cmd_lab(args):
 # ---- host ------------------------------------------------------------
 
 
-def cmd_host(_args):
+def cmd_host(args):
     """Where and when: the record the report's header comes from."""
     model = "unknown CPU"
     try:
@@ -671,7 +671,8 @@ def cmd_host(_args):
           .strftime("%Y-%m-%d %H:%M UTC"),
           "machine": f"{model}, {os.cpu_count()} CPUs, "
                      f"{platform.system()} {platform.release()}",
-          "load_start": " ".join(f"{x:.1f}" for x in os.getloadavg())})
+          "load_start": " ".join(f"{x:.1f}" for x in os.getloadavg()),
+          "tcg_threads": args.tcg_threads})
     return 0
 
 
@@ -959,7 +960,8 @@ def render(recs, wall=None, raw=None):
            " / " + " ".join(f"{x:.1f}" for x in os.getloadavg()),
            f"- Lab kernel: {meta_rec.get('lab_kernel', 'n/a')} "
            f"({meta_rec.get('l1_uname', 'n/a')}), L1 vCPUs "
-           f"{meta_rec.get('l1_cpus', 'n/a')}, kvm_amd "
+           f"{meta_rec.get('l1_cpus', 'n/a')} (L0 TCG threads: "
+           f"{host.get('tcg_threads', 'multi')}), kvm_amd "
            + ", ".join(f"{k}={v}" for k, v in
                        sorted((meta_rec.get("kvm_amd") or {}).items())),
            f"- Pairs: {meta_rec.get('pairs', 'n/a')} of "
@@ -1103,7 +1105,10 @@ def main():
     dev.add_argument("--unit-runs", type=int, default=3)
     dev.add_argument("--rebuild-runs", type=int, default=2)
     dev.add_argument("--rebuild-root")
-    sub.add_parser("host")
+    p = sub.add_parser("host")
+    p.add_argument("--tcg-threads", choices=("single", "multi"),
+                   default="multi",
+                   help="L0's TCG threading for the lab L1 (scripts/lab)")
     ren = sub.add_parser("render")
     ren.add_argument("results")
     ren.add_argument("rst")
