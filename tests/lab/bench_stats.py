@@ -148,6 +148,26 @@ def verdict(median, interval, floor=None, ceiling=None, fallback=""):
     return met, why
 
 
+def judge_growth(stock, fork, twin, bound):
+    """met and a one-line verdict for the fork's growth over stock of a
+    one-sample quantity (peak RSS), against BOUND.  TWIN is the same
+    quantity of a second stock process that ran as long: two processes
+    of one build differ by more than BOUND when the run cannot tell a
+    growth of BOUND from noise, and then nothing is decided, a pass no
+    more than a miss."""
+    if None in (stock, fork, twin):
+        return None, "a value is missing"
+    noise = abs(twin - stock)
+    if noise > bound:
+        return None, (f"no verdict: two stock processes differ by {noise} "
+                      f"(twin {twin}, stock {stock}), more than {bound}")
+    delta = fork - stock
+    if delta <= bound:
+        return True, f"delta {delta}, stock twins differ by {noise}"
+    return False, (f"delta {delta} above {bound}, stock twins differ by "
+                   f"{noise}")
+
+
 def ratio_summary(num, den, floor=None, ceiling=None, fallback="",
                   level=LEVEL):
     """The record of one ratio metric: the per-block ratios NUM/DEN

@@ -236,6 +236,22 @@ def test_judge():
         tap.check(got is want, f"judge {iv} {kw} -> {want}", f"{got}: {why}")
 
 
+def test_growth():
+    # stock, fork, twin (a second stock process), bound -> met
+    cases = [
+        ((40000, 40500, 40300), True),     # small growth, quiet twins
+        ((40000, 42332, 40100), False),    # growth the twins resolve
+        ((39632, 41964, 42100), None),     # twins differ by 2468 > 1024
+        ((40000, 39000, 37000), None),     # a saving is no verdict either
+        ((40000, None, 40000), None),
+        ((40000, 41024, 41024), True),     # both at the bound
+    ]
+    for (stock, fork, twin), want in cases:
+        got, why = st.judge_growth(stock, fork, twin, 1024)
+        tap.check(got is want, f"growth stock {stock} fork {fork} twin "
+                  f"{twin} -> {want}", f"{got}: {why}")
+
+
 def test_blocks():
     tap.check(st.block_ratios([2, 2, 2], [1, 1, 1]) == [2.0],
               "a last pair without its partner is left out")
@@ -257,6 +273,7 @@ def main():
     test_resolution()
     test_drift()
     test_judge()
+    test_growth()
     test_blocks()
     return tap.finish()
 
