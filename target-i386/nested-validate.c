@@ -258,6 +258,20 @@ static void check_pending_exception(Checker *ck, const char *p,
         problem(ck, "%s.exception.pending=1: exception %u is pending while "
                 "exception %u is injected; KVM holds one exception", p,
                 ex->vector, lv->injected.vector);
+    } else if (lv->injected.valid &&
+               lv->injected.origin == NESTED_ORIGIN_L1) {
+        /*
+         * A fault while vectoring L1's event that L0 intercepted and
+         * handed back to L2.  kvm_check_and_inject_events() re-injects
+         * no NMI or interrupt while an exception is pending: the source
+         * would deliver the exception, or exit to L1 if L1 intercepts
+         * it, instead of L1's event.  The destination can only re-enter
+         * with L1's event first (RUN_PENDING), so nothing can carry it.
+         */
+        problem(ck, "%s.exception.pending=1: exception %u is pending beside "
+                "L1's injected %s, which KVM would drop for it (or return "
+                "to L1); a restore would deliver L1's event first", p,
+                ex->vector, nested_event_type_name(lv->injected.type));
     }
 }
 

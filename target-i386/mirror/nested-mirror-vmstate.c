@@ -213,8 +213,9 @@ static int nested_events_pre_save(void *opaque)
     }
     problems = nested_event_check(&m->model);
     if (problems->len) {
-        error_report("nested-kvm: vCPU %d: refusing to send an inconsistent "
-                     "event model: %s", CPU(cpu)->cpu_index,
+        /* Inconsistent, or a state no restore reproduces: the text says. */
+        error_report("nested-kvm: vCPU %d: refusing to send the event "
+                     "model: %s", CPU(cpu)->cpu_index,
                      (const char *)g_ptr_array_index(problems, 0));
         return -EINVAL;
     }

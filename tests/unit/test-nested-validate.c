@@ -121,6 +121,47 @@ static void m_injected_and_pending(NestedEventState *st)
     };
 }
 
+/*
+ * kvm_check_and_inject_events(): no NMI or interrupt is re-injected
+ * while an exception is pending (a fault L0 intercepted while
+ * vectoring L1's event, e.g. #PF under shadow paging).
+ */
+static void m_pending_beside_l1_nmi(NestedEventState *st)
+{
+    enter_guest(st);
+    st->l2.injected = (NestedEvent) {
+        .valid = true, .type = NESTED_EVENT_NMI, .vector = 2,
+        .origin = NESTED_ORIGIN_L1,
+    };
+    st->l2.exception = (NestedPendingException) {
+        .pending = true, .vector = 14, .has_error_code = true,
+        .error_code = 2,
+    };
+}
+
+static void m_pending_beside_l1_soft(NestedEventState *st)
+{
+    enter_guest(st);
+    soft_intr(&st->l2.injected, 2, 0x4000, 0x4002);
+    st->l2.injected.origin = NESTED_ORIGIN_L1;
+    st->l2.exception = (NestedPendingException) {
+        .pending = true, .vector = 17, .has_error_code = true,
+    };
+}
+
+/* The same with L0's interrupt: KVM on the destination decides alike. */
+static void m_valid_pending_beside_l0_intr(NestedEventState *st)
+{
+    enter_guest(st);
+    st->l2.injected = (NestedEvent) {
+        .valid = true, .type = NESTED_EVENT_EXT_INTR, .vector = 0x30,
+    };
+    st->l2.exception = (NestedPendingException) {
+        .pending = true, .vector = 14, .has_error_code = true,
+        .error_code = 2,
+    };
+}
+
 static void m_l1_origin_outside(NestedEventState *st)
 {
     hw_exc(&st->l1.injected, 13, true, 0);
@@ -293,6 +334,18 @@ static const Rule rules[] = {
       m_injected_and_pending,
       "l1.exception.pending=1: exception 14 is pending while exception 13 "
       "is injected; KVM holds one exception" },
+    { "/validate/rule/pending-beside-l1-nmi", NESTED_VENDOR_SVM,
+      m_pending_beside_l1_nmi,
+      "l2.exception.pending=1: exception 14 is pending beside L1's "
+      "injected nmi, which KVM would drop for it (or return to L1); a "
+      "restore would deliver L1's event first" },
+    { "/validate/rule/pending-beside-l1-soft-intr", NESTED_VENDOR_VMX,
+      m_pending_beside_l1_soft,
+      "l2.exception.pending=1: exception 17 is pending beside L1's "
+      "injected soft-intr, which KVM would drop for it (or return to L1); "
+      "a restore would deliver L1's event first" },
+    { "/validate/valid/pending-beside-l0-intr", NESTED_VENDOR_SVM,
+      m_valid_pending_beside_l0_intr, NULL },
     { "/validate/rule/l1-origin-outside-guest", NESTED_VENDOR_SVM,
       m_l1_origin_outside,
       "l1.injected.origin=L1: L1-origin event while not in guest mode" },

@@ -120,17 +120,24 @@ static void test_size_l1_nmi(void)
 }
 
 /*
- * Every optional field on the wire at once: a soft INT n of L1's under
- * an interrupt shadow with a #PF pending behind it (error code and CR2
- * payload), plus the three flags.  The largest a sender ever sends.
+ * Every optional field on the wire that a sender can fill at once: an
+ * interrupt under an interrupt shadow with a #PF pending behind it
+ * (error code and CR2 payload), plus the three flags.  The largest a
+ * sender ever sends.  KVM holds one exception, so an event with an
+ * error code and a pending one never meet; and the interrupt is L0's,
+ * as a pending exception beside L1's event is refused
+ * (/validate/rule/pending-beside-l1-nmi).
  */
 static void test_size_largest(void)
 {
     Fixture f;
     size_t per_vcpu;
 
-    l1_soft_int(&f);
-    f.st.l2.injected.has_error_code = false;
+    svm_guest(&f, 0);
+    f.st.l2.injected = (NestedEvent) {
+        .valid = true, .type = NESTED_EVENT_EXT_INTR, .vector = 0x30,
+        .origin = NESTED_ORIGIN_L0,
+    };
     f.st.l2.interrupt_shadow = KVM_X86_SHADOW_INT_STI;
     f.st.l2.exception = (NestedPendingException) {
         .pending = true, .vector = NESTED_VECTOR_PF,
@@ -141,7 +148,7 @@ static void test_size_largest(void)
     f.st.smi.pending = true;
     f.st.smi.latched_init = true;
     per_vcpu = round_trip(&f);
-    g_test_message("soft INT n + shadow + pending #PF: %zu bytes per vCPU",
+    g_test_message("INTR + shadow + pending #PF: %zu bytes per vCPU",
                    per_vcpu);
     g_assert_cmpuint(per_vcpu, <=, PER_VCPU_BUDGET);
     g_free(f.blob);
