@@ -47,7 +47,7 @@ smp=${BENCH_SMP:-1,8}
 kernel=${BENCH_KERNEL:-6.1}
 lab_timeout=${BENCH_LAB_TIMEOUT:-2400}
 # With a TCG thread per L1 vCPU, a 2-vCPU L1 now and then loses a guest
-# as after a triple fault (docs/lab.rst, "two L1 vCPUs"): 3 of the 4
+# as after a triple fault (docs/lab.rst, "Known problems"): 4 of the 6
 # lab runs of 2026-12-01 22:38 and 22:43 died that way.  One thread is
 # slower but has not shown it; both builds share the L1, so the ratios
 # compare like with like either way.
