@@ -396,7 +396,8 @@ def new_vm(lab, n, args, incoming=None, agent=None, drop=0):
     drop: the guest's negative control, round DROP injects nothing."""
     scenario = "torture" + (f" seed={args.seed}" if args.seed else "") + \
         (f" drop={drop}" if drop else "") + \
-        (f" cpus={args.cpus}" if args.cpus > 1 else "")
+        (f" cpus={args.cpus}" if args.cpus > 1 else "") + \
+        (" bp_hw=1" if args.bp_hw else "")
     accel = args.accel
     if args.unknown_verdicts:
         accel += f",x-unknown-verdicts={args.unknown_verdicts}"
@@ -918,6 +919,9 @@ def main():
                     help="negative control: the guest skips round N's "
                          "injection in the migration run; the run passes "
                          "only if that is reported lost")
+    ap.add_argument("--bp-hw", action="store_true",
+                    help="VMX only: L1 injects #BP as a hardware exception "
+                         "(type 3) instead of INT3's software exception")
     ap.add_argument("--mode", default="precopy", choices=MODES,
                     help="how the VM leaves its host (default precopy)")
     ap.add_argument("--stop-settle-ms", type=int, default=None,
