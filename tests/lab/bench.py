@@ -303,7 +303,7 @@ def bench_hot(lab, args):
             vms[b] = BenchVM(lab, f"{kind}-{b}", b, f"bench-{kind}").launch()
         # A second stock process: how far two processes of one build
         # part in peak RSS is the noise the memory target is judged on
-        # (in the lab the first VM started ends 4 to 6 MiB fatter in
+        # (in the lab the first VM started ends 2.3 to 6.6 MiB fatter in
         # RssAnon, whichever build it is, docs/bench.rst).
         twin = BenchVM(lab, f"{kind}-stock-twin", "stock",
                        f"bench-{kind}").launch()
