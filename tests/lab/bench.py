@@ -242,16 +242,16 @@ class BenchVM(nkvm.GuestVM):
         return (c1 - c0) / (t1 - t0), (u1 - u0) / (c1 - c0)
 
     def vm_hwm_kib(self):
-        return self.status_kib("VmHWM")
+        return self.status_kib("VmHWM")["VmHWM"]
 
     def status_kib(self, *fields):
-        """FIELDS of /proc/PID/status in KiB, one value or a dict."""
+        """FIELDS of /proc/PID/status in KiB (None where absent)."""
         status = Path(f"/proc/{self.proc.pid}/status").read_text()
         vals = {}
         for f in fields:
             m = re.search(rf"^{f}:\s+(\d+) kB", status, re.M)
             vals[f] = int(m.group(1)) if m else None
-        return vals[fields[0]] if len(fields) == 1 else vals
+        return vals
 
 
 def process_cpu_clock(pid):
@@ -906,8 +906,8 @@ def table_rows(recs):
             rows.append((m, fmt(r["stock"], unit), fmt(r["fork"], unit),
                          f"delta {fmt(r['delta'], unit)}{twin}",
                          r.get("target", ""),
-                         met or ("no verdict: stock twins differ more"
-                                 if r.get("twin") is not None else "")))
+                         met or ("no verdict" if r.get("twin") is not None
+                                 else "")))
         elif m.startswith("devloop."):
             sp = r.get("spread")
             rows.append((m, "", fmt_spread(sp, 2) + " s" if sp
@@ -1060,8 +1060,7 @@ def render(recs, wall=None, raw=None):
     for r in missed:
         out.append(f"- Missed: ``{r['metric']}``: {why_missed(r)}")
     out += [f"- No verdict: ``{r['metric']}`` (delta {r['delta']} KiB): "
-            f"{r['verdict'].removeprefix('no verdict: ')}; a single peak "
-            "cannot resolve the target." for r in recs
+            f"{r['verdict'].removeprefix('no verdict: ')}." for r in recs
             if r["metric"].startswith("memory.") and r.get("met") is None
             and r.get("verdict")]
     # Targets the timing could not resolve, and what judges them instead.

@@ -112,13 +112,19 @@ static void m_nmi_pending2_injected(NestedEventState *st)
     };
 }
 
-static void m_injected_and_pending(NestedEventState *st)
+/* A #PF pending behind whatever else the level holds */
+static void pf_pending(NestedPendingException *ex)
 {
-    hw_exc(&st->l1.injected, 13, true, 0);
-    st->l1.exception = (NestedPendingException) {
+    *ex = (NestedPendingException) {
         .pending = true, .vector = 14, .has_error_code = true,
         .error_code = 2,
     };
+}
+
+static void m_injected_and_pending(NestedEventState *st)
+{
+    hw_exc(&st->l1.injected, 13, true, 0);
+    pf_pending(&st->l1.exception);
 }
 
 /*
@@ -133,10 +139,7 @@ static void m_pending_beside_l1_nmi(NestedEventState *st)
         .valid = true, .type = NESTED_EVENT_NMI, .vector = 2,
         .origin = NESTED_ORIGIN_L1,
     };
-    st->l2.exception = (NestedPendingException) {
-        .pending = true, .vector = 14, .has_error_code = true,
-        .error_code = 2,
-    };
+    pf_pending(&st->l2.exception);
 }
 
 static void m_pending_beside_l1_soft(NestedEventState *st)
@@ -156,10 +159,7 @@ static void m_valid_pending_beside_l0_intr(NestedEventState *st)
     st->l2.injected = (NestedEvent) {
         .valid = true, .type = NESTED_EVENT_EXT_INTR, .vector = 0x30,
     };
-    st->l2.exception = (NestedPendingException) {
-        .pending = true, .vector = 14, .has_error_code = true,
-        .error_code = 2,
-    };
+    pf_pending(&st->l2.exception);
 }
 
 static void m_l1_origin_outside(NestedEventState *st)
