@@ -391,15 +391,12 @@ def cpu_for(accel):
     return "EPYC,+svm,+x2apic" if accel == "tcg" else "host"
 
 
-def new_vm(lab, n, args, incoming=None, agent=None, drop=0):
-    """VM number n, on this host, or with agent on the pair's other;
-    drop: the guest's negative control, round DROP injects nothing."""
-    scenario = "torture" + (f" seed={args.seed}" if args.seed else "") + \
-        (f" drop={drop}" if drop else "") + \
-        (f" cpus={args.cpus}" if args.cpus > 1 else "") + \
-        (" bp_hw=1" if args.bp_hw else "")
+def accel_options(args, n):
+    """VM number n's -accel argument, and the state-source it names
+    (None: the accelerator's default)."""
     accel = args.accel
-    if args.unknown_verdicts:
+    if args.unknown_verdicts and \
+            (args.unknown_verdicts_on == "all" or n % 2 == 0):
         accel += f",x-unknown-verdicts={args.unknown_verdicts}"
     if args.stop_settle_ms is not None:
         accel += f",stop-settle-ms={args.stop_settle_ms}"
@@ -411,6 +408,17 @@ def new_vm(lab, n, args, incoming=None, agent=None, drop=0):
         source = "kernel" if n % 2 == 0 else "observer"
     if source:
         accel += f",state-source={source}"
+    return accel, source
+
+
+def new_vm(lab, n, args, incoming=None, agent=None, drop=0):
+    """VM number n, on this host, or with agent on the pair's other;
+    drop: the guest's negative control, round DROP injects nothing."""
+    scenario = "torture" + (f" seed={args.seed}" if args.seed else "") + \
+        (f" drop={drop}" if drop else "") + \
+        (f" cpus={args.cpus}" if args.cpus > 1 else "") + \
+        (" bp_hw=1" if args.bp_hw else "")
+    accel, source = accel_options(args, n)
     extra = ["-cpu", cpu_for(args.accel), "-smp", str(args.cpus)] + \
         [a for t in args.trace for a in ("-trace", t)]
     if args.unprivileged and args.helper_socket:
@@ -571,7 +579,7 @@ def snapshot_loop(args, tracer, stats, start, lab):
     wait_started(vm, args.timeout)
     snapshot_node(vm, args.timeout)
     i = 0
-    while i < args.migrations:
+    while want_more(args, stats, i):
         time.sleep(random.uniform(args.min_gap, args.max_gap))
         tracer.start(vm.threads())
         refusals = len(strict_refusals(vm))
@@ -723,11 +731,16 @@ def log_progress(args, stats, start, i, note):
 
 def want_more(args, stats, i):
     """Whether migration i + 1 is due: --migrations, then --extend
-    more while too few stops landed in flight."""
+    more while too few stops landed in flight, or while a run that
+    expects strict refusals has had none."""
     if i < args.migrations:
         return True
-    return (i < args.migrations + args.extend and
-            stats["stops_in_flight"] < (args.min_in_flight or 1))
+    if i >= args.migrations + args.extend:
+        return False
+    min_in_flight = 1 if args.min_in_flight is None else args.min_in_flight
+    refusals_due = (args.unknown_verdicts or args.expect_refusals) and \
+        not stats["strict_refusals"]
+    return stats["stops_in_flight"] < min_in_flight or refusals_due
 
 
 def migration_loop(args, tracer, stats, start, lab):
@@ -861,7 +874,7 @@ def report_problems(result, status, name):
     return why
 
 
-def main():
+def arg_parser():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--accel", default="nested-kvm",
                     choices=("kvm", "nested-kvm", "tcg"))
@@ -899,6 +912,12 @@ def main():
                     help="start each QEMU with x-unknown-verdicts=N: "
                          "strict mode refuses its first N migrations "
                          "that stop in guest mode, at the final stop")
+    ap.add_argument("--unknown-verdicts-on", default="all",
+                    choices=("all", "alternate"),
+                    help="which QEMUs get --unknown-verdicts: all, or "
+                         "every other one started (the first, third, "
+                         "...), so that the others' stops in guest mode "
+                         "can land in flight")
     ap.add_argument("--trace", action="append", default=[],
                     help="a QEMU -trace pattern for every QEMU; the "
                          "output is in the kept stderr logs")
@@ -913,8 +932,9 @@ def main():
     ap.add_argument("--extend", type=int, default=0,
                     help="after --migrations, migrate at most this many "
                          "more until the stops in flight reach "
-                         "--min-in-flight (default 1), so that a short "
-                         "run still proves something")
+                         "--min-in-flight (default 1) and, where "
+                         "refusals are expected, one was seen, so that a "
+                         "short run still proves something")
     ap.add_argument("--drop", type=int, default=0,
                     help="negative control: the guest skips round N's "
                          "injection in the migration run; the run passes "
@@ -953,6 +973,11 @@ def main():
     ap.add_argument("--pair", action="store_true",
                     help="on host A of scripts/lab pair: migrate between "
                          "the two hosts")
+    return ap
+
+
+def main():
+    ap = arg_parser()
     args = ap.parse_args()
     args.agent = None
     args.helper_socket = None

@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""
+The lab torture's own decisions (tests/lab/torture.py), without a lab:
+
+- when a run stops migrating: after --migrations, and with --extend only
+  while a stop in flight or an expected strict refusal is still missing
+  (a run whose check needs them must not stop short of them, nor run on
+  once it has them);
+- which QEMUs get x-unknown-verdicts: all, or with
+  --unknown-verdicts-on alternate the even-numbered ones only, so that
+  the others' stops in guest mode can land in flight.
+
+Prints TAP lines; exits 1 if any check failed.
+
+SPDX-License-Identifier: GPL-2.0-or-later
+"""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "functional"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lab"))
+# pylint: disable=wrong-import-position
+import nkvm  # noqa: E402
+import torture  # noqa: E402
+
+tap = nkvm.Tap("torture-loop: ")
+
+
+def parse(*argv):
+    return torture.arg_parser().parse_args(list(argv))
+
+
+def stats(in_flight=0, refusals=0):
+    out = torture.stop_stats()
+    out.update({"stops_in_flight": in_flight, "strict_refusals": refusals})
+    return out
+
+
+def test_plain():
+    args = parse("--migrations", "3")
+    tap.check(torture.want_more(args, stats(), 2),
+              "migration 3 of 3 is due")
+    tap.check(not torture.want_more(args, stats(), 3),
+              "no --extend: the run ends at --migrations, even without "
+              "a stop in flight")
+
+
+def test_extend_in_flight():
+    args = parse("--migrations", "3", "--extend", "2")
+    tap.check(torture.want_more(args, stats(), 3) and
+              torture.want_more(args, stats(), 4),
+              "--extend 2 migrates on while no stop landed in flight")
+    tap.check(not torture.want_more(args, stats(), 5),
+              "--extend 2 runs at most 2 more")
+    tap.check(not torture.want_more(args, stats(in_flight=1), 3),
+              "one stop in flight ends the extension (default "
+              "--min-in-flight 1)")
+    args = parse("--migrations", "3", "--extend", "2",
+                 "--min-in-flight", "2")
+    tap.check(torture.want_more(args, stats(in_flight=1), 3),
+              "--min-in-flight 2 wants a second stop in flight")
+    args = parse("--migrations", "3", "--extend", "2",
+                 "--min-in-flight", "0")
+    tap.check(not torture.want_more(args, stats(), 3),
+              "--min-in-flight 0 asks for no stop in flight, so nothing "
+              "extends the run")
+
+
+def test_extend_refusals():
+    for flag in (["--expect-refusals"], ["--unknown-verdicts", "1"]):
+        args = parse("--migrations", "4", "--extend", "12",
+                     "--min-in-flight", "0", *flag)
+        name = " ".join(flag)
+        tap.check(torture.want_more(args, stats(), 4) and
+                  torture.want_more(args, stats(), 15),
+                  f"{name}: no refusal yet, so the run goes on")
+        tap.check(not torture.want_more(args, stats(), 16),
+                  f"{name}: but not past --extend")
+        tap.check(not torture.want_more(args, stats(refusals=1), 4),
+                  f"{name}: one refusal ends the extension")
+    args = parse("--migrations", "4", "--extend", "12",
+                 "--unknown-verdicts", "1")
+    tap.check(torture.want_more(args, stats(refusals=3), 4),
+              "a refusal without a stop in flight still extends the run")
+    tap.check(torture.want_more(args, stats(in_flight=2), 4),
+              "a stop in flight without a refusal still extends the run")
+    tap.check(not torture.want_more(args, stats(2, 3), 4),
+              "both: the run ends")
+
+
+def test_unknown_verdicts_on():
+    args = parse("--unknown-verdicts", "1")
+    tap.check(all("x-unknown-verdicts=1" in torture.accel_options(args, n)[0]
+                  for n in range(4)),
+              "--unknown-verdicts 1 reaches every QEMU by default")
+    args = parse("--unknown-verdicts", "2", "--unknown-verdicts-on",
+                 "alternate")
+    got = ["x-unknown-verdicts=2" in torture.accel_options(args, n)[0]
+           for n in range(4)]
+    tap.check(got == [True, False, True, False],
+              "alternate: the first and third QEMU only", str(got))
+    args = parse("--state-source", "alternate", "--unknown-verdicts", "1",
+                 "--unknown-verdicts-on", "alternate")
+    accel, source = torture.accel_options(args, 0)
+    tap.check(source == "kernel" and accel == "nested-kvm,"
+              "x-unknown-verdicts=1,state-source=kernel",
+              "with state-source alternate, the options add up", accel)
+    accel, _ = torture.accel_options(parse("--accel", "kvm"), 0)
+    tap.check(accel == "kvm", "kvm gets no nested-kvm option", accel)
+
+
+def main():
+    test_plain()
+    test_extend_in_flight()
+    test_extend_refusals()
+    test_unknown_verdicts_on()
+    return tap.finish()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
