@@ -391,12 +391,13 @@ def cpu_for(accel):
     return "EPYC,+svm,+x2apic" if accel == "tcg" else "host"
 
 
-def accel_options(args, n):
-    """VM number n's -accel argument, and the state-source it names
-    (None: the accelerator's default)."""
+def accel_options(args, gen):
+    """The -accel argument of a VM of generation GEN (how many
+    migrations its state has been through: see new_vm()), and the
+    state-source it names (None: the accelerator's default)."""
     accel = args.accel
     if args.unknown_verdicts and \
-            (args.unknown_verdicts_on == "all" or n % 2 == 0):
+            (args.unknown_verdicts_on == "all" or gen % 2 == 0):
         accel += f",x-unknown-verdicts={args.unknown_verdicts}"
     if args.stop_settle_ms is not None:
         accel += f",stop-settle-ms={args.stop_settle_ms}"
@@ -405,20 +406,27 @@ def accel_options(args, n):
     source = args.state_source if args.accel == "nested-kvm" else None
     if source == "alternate":
         # every migration between a kernel source and an observer one
-        source = "kernel" if n % 2 == 0 else "observer"
+        source = "kernel" if gen % 2 == 0 else "observer"
     if source:
         accel += f",state-source={source}"
     return accel, source
 
 
-def new_vm(lab, n, args, incoming=None, agent=None, drop=0):
+def new_vm(lab, n, args, incoming=None, agent=None, drop=0, after=None):
     """VM number n, on this host, or with agent on the pair's other;
-    drop: the guest's negative control, round DROP injects nothing."""
+    drop: the guest's negative control, round DROP injects nothing;
+    after: the source whose migration this VM is the destination of.
+
+    Its generation, one more than after's, picks the options that
+    alternate: by generation, not by n, every migration goes from one
+    kind of QEMU to the other, however many destinations a refused or
+    broken migration used up."""
+    gen = 0 if after is None else after.generation + 1
     scenario = "torture" + (f" seed={args.seed}" if args.seed else "") + \
         (f" drop={drop}" if drop else "") + \
         (f" cpus={args.cpus}" if args.cpus > 1 else "") + \
         (" bp_hw=1" if args.bp_hw else "")
-    accel, source = accel_options(args, n)
+    accel, source = accel_options(args, gen)
     extra = ["-cpu", cpu_for(args.accel), "-smp", str(args.cpus)] + \
         [a for t in args.trace for a in ("-trace", t)]
     if args.unprivileged and args.helper_socket:
@@ -440,6 +448,7 @@ def new_vm(lab, n, args, incoming=None, agent=None, drop=0):
     else:
         vm = remote.RemoteVM(agent, lab, f"vm{n}", scenario,
                              serial_input=True, **kwargs)
+    vm.generation = gen
     lab.vms.append(vm)      # so that the Lab kills it on any exit
     vm.launch(qmp_timeout=LAUNCH_QMP_TIMEOUT)
     if source in ("kernel", "observer") and n == 0:
@@ -488,7 +497,7 @@ def induced_failure(lab, src, n, args, stats):
              if not args.fail_kinds or k[0] in args.fail_kinds]
     phase, action = kinds[stats["induced_failures"] % len(kinds)]
     idle = nkvm.open_fds(src)
-    dst = new_vm(lab, n, args, incoming="defer")
+    dst = new_vm(lab, n, args, incoming="defer", after=src)
     if phase == "refused":
         why = ns.refuse_migration(src, dst, args.timeout)
     else:
@@ -753,7 +762,8 @@ def migration_loop(args, tracer, stats, start, lab):
     src = new_vm(lab, n, args, drop=args.drop)
     wait_started(src, args.timeout)
     n += 1
-    dst = new_vm(lab, n, args, incoming="defer", agent=other_host(src))
+    dst = new_vm(lab, n, args, incoming="defer", agent=other_host(src),
+                 after=src)
     i = 0
     while want_more(args, stats, i):
         time.sleep(random.uniform(args.min_gap, args.max_gap))
@@ -798,7 +808,7 @@ def migration_loop(args, tracer, stats, start, lab):
                 src.qmp("cont")
             n += 1
             dst = new_vm(lab, n, args, incoming="defer",
-                         agent=other_host(src))
+                         agent=other_host(src), after=src)
             if args.expect_refusals:
                 i += 1      # each try counts: refusals are the point
             continue
@@ -822,7 +832,7 @@ def migration_loop(args, tracer, stats, start, lab):
         if want_more(args, stats, i):
             n += 1
             dst = new_vm(lab, n, args, incoming="defer",
-                         agent=other_host(src))
+                         agent=other_host(src), after=src)
     result, status = finish_guest(src, args.timeout)
     stats["seconds"] = round(time.monotonic() - start, 1)
     return stats, result, status
@@ -915,9 +925,10 @@ def arg_parser():
     ap.add_argument("--unknown-verdicts-on", default="all",
                     choices=("all", "alternate"),
                     help="which QEMUs get --unknown-verdicts: all, or "
-                         "every other one started (the first, third, "
-                         "...), so that the others' stops in guest mode "
-                         "can land in flight")
+                         "every other generation (the first source, the "
+                         "destination of its destination, ...), so that "
+                         "the others' stops in guest mode can land in "
+                         "flight")
     ap.add_argument("--trace", action="append", default=[],
                     help="a QEMU -trace pattern for every QEMU; the "
                          "output is in the kept stderr logs")
@@ -967,9 +978,10 @@ def arg_parser():
                     help="nested-kvm's state-source for every QEMU "
                          "(default: the accelerator's); kernel or "
                          "observer is checked in x-query-nested-events; "
-                         "alternate: kernel for even-numbered VMs, "
-                         "observer for odd ones, so that every migration "
-                         "goes from one to the other")
+                         "alternate: kernel for the first source and "
+                         "every other generation after it, observer for "
+                         "the rest, so that every migration goes from "
+                         "one to the other")
     ap.add_argument("--pair", action="store_true",
                     help="on host A of scripts/lab pair: migrate between "
                          "the two hosts")

@@ -7,8 +7,9 @@ The lab torture's own decisions (tests/lab/torture.py), without a lab:
   (a run whose check needs them must not stop short of them, nor run on
   once it has them);
 - which QEMUs get x-unknown-verdicts: all, or with
-  --unknown-verdicts-on alternate the even-numbered ones only, so that
-  the others' stops in guest mode can land in flight.
+  --unknown-verdicts-on alternate every other generation only (the
+  first source, its destination's destination, ...), so that the
+  others' stops in guest mode can land in flight.
 
 Prints TAP lines; exits 1 if any check failed.
 
@@ -99,7 +100,7 @@ def test_unknown_verdicts_on():
     got = ["x-unknown-verdicts=2" in torture.accel_options(args, n)[0]
            for n in range(4)]
     tap.check(got == [True, False, True, False],
-              "alternate: the first and third QEMU only", str(got))
+              "alternate: generations 0 and 2 only", str(got))
     args = parse("--state-source", "alternate", "--unknown-verdicts", "1",
                  "--unknown-verdicts-on", "alternate")
     accel, source = torture.accel_options(args, 0)
