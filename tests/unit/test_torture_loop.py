@@ -6,6 +6,8 @@ The lab torture's own decisions (tests/lab/torture.py), without a lab:
   while a stop in flight or an expected strict refusal is still missing
   (a run whose check needs them must not stop short of them, nor run on
   once it has them);
+- the --fail-every verdict: fewer induced failures than planned, or one
+  that went wrong, fails the run; more (an extended run) does not;
 - which QEMUs get x-unknown-verdicts: all, or with
   --unknown-verdicts-on alternate every other generation only (the
   first source, its destination's destination, ...), so that the
@@ -90,6 +92,25 @@ def test_extend_refusals():
               "both: the run ends")
 
 
+def test_induced():
+    args = parse("--migrations", "20", "--fail-every", "1",
+                 "--extend", "20")
+    st = stats()
+    st.update({"induced_failures": 20, "induced_failures_bad": 0})
+    tap.check(torture.induced_problem(args, st) is None,
+              "--fail-every 1: 20 induced failures in 20 migrations")
+    st["induced_failures"] = 23
+    tap.check(torture.induced_problem(args, st) is None,
+              "3 more, from --extend or retries, are no failure")
+    st["induced_failures"] = 19
+    tap.check(torture.induced_problem(args, st) is not None,
+              "one fewer than planned is")
+    st.update({"induced_failures": 20, "induced_failures_bad": 1})
+    why = torture.induced_problem(args, st)
+    tap.check(why is not None and "1 of 20" in why,
+              "one that went wrong is, and the message counts it", why)
+
+
 def test_unknown_verdicts_on():
     args = parse("--unknown-verdicts", "1")
     tap.check(all("x-unknown-verdicts=1" in torture.accel_options(args, n)[0]
@@ -115,6 +136,7 @@ def main():
     test_plain()
     test_extend_in_flight()
     test_extend_refusals()
+    test_induced()
     test_unknown_verdicts_on()
     return tap.finish()
 
