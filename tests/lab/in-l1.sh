@@ -143,8 +143,9 @@ check "torture: kvm, $torture_migrations migrations measured, control run clean"
 # (drop=N), and the harness must report it lost.
 check "torture: nested-kvm negative control, a dropped injection is caught as lost" \
     torture nested-kvm --drop 40 --migrations 3 --control-seconds 0
-# Strict mode refusing at the final stop: every other QEMU calls its
-# first guest-mode verdict unknown (x-unknown-verdicts=1), so migrations
+# Strict mode refusing at the final stop: every other QEMU along the
+# chain of migrations (every other generation) calls its first
+# guest-mode verdict unknown (x-unknown-verdicts=1), so migrations
 # from it that stop in guest mode fail there first; the source must run
 # on, idle, and nothing may be lost.  The check needs a refusal and a
 # stop in flight.  With every QEMU so started, a stop could land in

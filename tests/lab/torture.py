@@ -601,7 +601,7 @@ def snapshot_loop(args, tracer, stats, start, lab):
     wait_started(vm, args.timeout)
     snapshot_node(vm, args.timeout)
     i = 0
-    while want_more(args, stats, i):
+    while want_more(args, stats, i, tracer.ok):
         time.sleep(random.uniform(args.min_gap, args.max_gap))
         tracer.start(vm.threads())
         refusals = len(strict_refusals(vm))
@@ -751,18 +751,26 @@ def log_progress(args, stats, start, i, note):
         f"left={elapsed * max(0, args.migrations - i) / i:.0f}s")
 
 
-def want_more(args, stats, i):
+def in_flight_wanted(args, tracing):
+    """The stops in flight a run needs: --min-in-flight, by default 1
+    where the trace can tell (tracing), else none."""
+    if args.min_in_flight is not None:
+        return args.min_in_flight
+    return 1 if tracing else 0
+
+
+def want_more(args, stats, i, tracing):
     """Whether migration i + 1 is due: --migrations, then --extend
-    more while too few stops landed in flight, or while a run that
-    expects strict refusals has had none."""
+    more while too few stops landed in flight (as far as tracing can
+    tell), or while a run that expects strict refusals has had none."""
     if i < args.migrations:
         return True
     if i >= args.migrations + args.extend:
         return False
-    min_in_flight = 1 if args.min_in_flight is None else args.min_in_flight
     refusals_due = (args.unknown_verdicts or args.expect_refusals) and \
         not stats["strict_refusals"]
-    return stats["stops_in_flight"] < min_in_flight or refusals_due
+    return stats["stops_in_flight"] < in_flight_wanted(args, tracing) or \
+        refusals_due
 
 
 def migration_loop(args, tracer, stats, start, lab):
@@ -778,7 +786,7 @@ def migration_loop(args, tracer, stats, start, lab):
     dst = new_vm(lab, n, args, incoming="defer", agent=other_host(src),
                  after=src)
     i = 0
-    while want_more(args, stats, i):
+    while want_more(args, stats, i, tracer.ok):
         time.sleep(random.uniform(args.min_gap, args.max_gap))
         for _ in range(args.fail_every):
             n += 1
@@ -842,7 +850,7 @@ def migration_loop(args, tracer, stats, start, lab):
         src.close()
         src, dst = dst, None
         log_progress(args, stats, start, i, note)
-        if want_more(args, stats, i):
+        if want_more(args, stats, i, tracer.ok):
             n += 1
             dst = new_vm(lab, n, args, incoming="defer",
                          agent=other_host(src), after=src)
@@ -1148,8 +1156,7 @@ def main():
             log(f"a migration failed that was not an expected refusal: "
                 f"{f['status']}: {f['reason']}")
             ok = False
-        min_in_flight = (1 if tracer.ok else 0) \
-            if args.min_in_flight is None else args.min_in_flight
+        min_in_flight = in_flight_wanted(args, tracer.ok)
         if min_in_flight and not stats["windows_seen"]:
             log("the in-flight window was never seen in the trace")
             ok = False

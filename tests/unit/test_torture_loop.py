@@ -42,32 +42,45 @@ def stats(in_flight=0, refusals=0):
 
 def test_plain():
     args = parse("--migrations", "3")
-    tap.check(torture.want_more(args, stats(), 2),
+    tap.check(torture.want_more(args, stats(), 2, True),
               "migration 3 of 3 is due")
-    tap.check(not torture.want_more(args, stats(), 3),
+    tap.check(not torture.want_more(args, stats(), 3, True),
               "no --extend: the run ends at --migrations, even without "
               "a stop in flight")
 
 
 def test_extend_in_flight():
     args = parse("--migrations", "3", "--extend", "2")
-    tap.check(torture.want_more(args, stats(), 3) and
-              torture.want_more(args, stats(), 4),
+    tap.check(torture.want_more(args, stats(), 3, True) and
+              torture.want_more(args, stats(), 4, True),
               "--extend 2 migrates on while no stop landed in flight")
-    tap.check(not torture.want_more(args, stats(), 5),
+    tap.check(not torture.want_more(args, stats(), 5, True),
               "--extend 2 runs at most 2 more")
-    tap.check(not torture.want_more(args, stats(in_flight=1), 3),
+    tap.check(not torture.want_more(args, stats(in_flight=1), 3, True),
               "one stop in flight ends the extension (default "
               "--min-in-flight 1)")
     args = parse("--migrations", "3", "--extend", "2",
                  "--min-in-flight", "2")
-    tap.check(torture.want_more(args, stats(in_flight=1), 3),
+    tap.check(torture.want_more(args, stats(in_flight=1), 3, True),
               "--min-in-flight 2 wants a second stop in flight")
     args = parse("--migrations", "3", "--extend", "2",
                  "--min-in-flight", "0")
-    tap.check(not torture.want_more(args, stats(), 3),
+    tap.check(not torture.want_more(args, stats(), 3, True),
               "--min-in-flight 0 asks for no stop in flight, so nothing "
               "extends the run")
+
+
+def test_untraced():
+    args = parse("--migrations", "3", "--extend", "2")
+    tap.check(not torture.want_more(args, stats(), 3, False),
+              "without tracing no stop can be seen in flight, so none "
+              "extends the run")
+    tap.check(torture.in_flight_wanted(args, False) == 0 and
+              torture.in_flight_wanted(args, True) == 1,
+              "the verdict's default: 1 stop in flight where traced")
+    args = parse("--min-in-flight", "2")
+    tap.check(torture.in_flight_wanted(args, False) == 2,
+              "--min-in-flight stands, traced or not")
 
 
 def test_extend_refusals():
@@ -75,20 +88,20 @@ def test_extend_refusals():
         args = parse("--migrations", "4", "--extend", "12",
                      "--min-in-flight", "0", *flag)
         name = " ".join(flag)
-        tap.check(torture.want_more(args, stats(), 4) and
-                  torture.want_more(args, stats(), 15),
+        tap.check(torture.want_more(args, stats(), 4, True) and
+                  torture.want_more(args, stats(), 15, True),
                   f"{name}: no refusal yet, so the run goes on")
-        tap.check(not torture.want_more(args, stats(), 16),
+        tap.check(not torture.want_more(args, stats(), 16, True),
                   f"{name}: but not past --extend")
-        tap.check(not torture.want_more(args, stats(refusals=1), 4),
+        tap.check(not torture.want_more(args, stats(refusals=1), 4, True),
                   f"{name}: one refusal ends the extension")
     args = parse("--migrations", "4", "--extend", "12",
                  "--unknown-verdicts", "1")
-    tap.check(torture.want_more(args, stats(refusals=3), 4),
+    tap.check(torture.want_more(args, stats(refusals=3), 4, True),
               "a refusal without a stop in flight still extends the run")
-    tap.check(torture.want_more(args, stats(in_flight=2), 4),
+    tap.check(torture.want_more(args, stats(in_flight=2), 4, True),
               "a stop in flight without a refusal still extends the run")
-    tap.check(not torture.want_more(args, stats(2, 3), 4),
+    tap.check(not torture.want_more(args, stats(2, 3), 4, True),
               "both: the run ends")
 
 
@@ -135,6 +148,7 @@ def test_unknown_verdicts_on():
 def main():
     test_plain()
     test_extend_in_flight()
+    test_untraced()
     test_extend_refusals()
     test_induced()
     test_unknown_verdicts_on()
