@@ -238,13 +238,14 @@ static void nested_kvm_accel_ops_class_init(ObjectClass *oc, void *data)
     AccelOpsClass *ops = ACCEL_OPS_CLASS(oc);
 
     ops->prepare_vm_stop = nested_mirror_prepare_stop;
+    ops->can_migrate = nested_mirror_can_migrate;
 }
 
 /*
  * accel_init_ops_interfaces() looks the ops class up by the accelerator's
  * type name, so nested-kvm needs its own; it inherits every KVM vCPU
  * thread and state-synchronisation hook unchanged, and adds one for
- * stops.
+ * stops and one that may block a migration before it starts.
  */
 static const TypeInfo nested_kvm_accel_ops_type = {
     .name = ACCEL_OPS_NAME("nested-kvm"),

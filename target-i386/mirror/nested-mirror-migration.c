@@ -17,7 +17,8 @@
  * stay exact for as long as the vCPUs do not run unwatched.
  *
  * The policy lives here: with event-migration=strict a migration that
- * cannot be observed fails at setup, while the source still runs, and
+ * cannot be observed is blocked before it starts (nested_mirror_can_migrate(),
+ * or failing that at its setup), while the source still runs, and
  * one whose records do not decide fails when the vCPU state is saved
  * (the source then runs on); a savevm fails the same way.  best-effort
  * warns and saves as stock QEMU would.
@@ -44,6 +45,8 @@ typedef enum ObserverUse {
     OBSERVERS_AWAITED,          /* opened for a migration, not recording */
     OBSERVERS_MIGRATING,        /* armed for a migration, until it ends */
 } ObserverUse;
+
+#define STRICT_REFUSAL "nested-kvm: event-migration=strict refuses to migrate: "
 
 static NestedMirrorConfig mirror_config;
 static NotifierWithReturn migration_notifier;
@@ -161,6 +164,36 @@ static NestedVendor guest_vendor(void)
     return vendor;
 }
 
+/*
+ * The accelerator's can_migrate, asked before a migration or a snapshot
+ * starts and by query-migrate: whether a migration's setup would refuse
+ * to open the observers.  libvirt reads query-migrate's blocked-reasons
+ * before it starts a migration; refused only at the setup, a migration
+ * fails after the destination accepted its connection, that QEMU quits,
+ * and virsh may report that instead of this reason.  The observers are
+ * closed again: the setup opens its own.
+ */
+bool nested_mirror_can_migrate(Error **errp)
+{
+    Error *local = NULL;
+
+    /* QEMU lets no migration start from these: nothing to open for. */
+    if (runstate_check(RUN_STATE_INMIGRATE) ||
+        runstate_check(RUN_STATE_POSTMIGRATE)) {
+        return true;
+    }
+    if (kernel_source() || best_effort() || observer_use != OBSERVERS_OFF ||
+        guest_vendor() == NESTED_VENDOR_NONE) {
+        return true;
+    }
+    if (!observers_open(&local)) {
+        error_propagate_prepend(errp, local, STRICT_REFUSAL);
+        return false;
+    }
+    observers_disarm();
+    return true;
+}
+
 static int migration_setup(Error **errp)
 {
     Error *local = NULL;
@@ -203,8 +236,7 @@ static int migration_setup(Error **errp)
                     "is injecting into L2 at the final stop may be lost");
         return 0;
     }
-    error_propagate_prepend(errp, local, "nested-kvm: event-migration="
-                            "strict refuses to migrate: ");
+    error_propagate_prepend(errp, local, STRICT_REFUSAL);
     return -1;
 }
 

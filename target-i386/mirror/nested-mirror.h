@@ -56,6 +56,12 @@ bool nested_mirror_keep_events(X86CPU *cpu, int level);
  */
 void nested_mirror_prepare_stop(RunState state);
 
+/*
+ * The accelerator's can_migrate: false, with errp set, while
+ * event-migration=strict would refuse a migration at its setup.
+ */
+bool nested_mirror_can_migrate(Error **errp);
+
 /* The "cpu/nested-events" subsection of vmstate_x86_cpu. */
 extern const VMStateDescription vmstate_nested_events;
 

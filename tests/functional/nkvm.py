@@ -37,7 +37,7 @@ QEMU_PYTHON = REPO / "build" / "qemu-10.0.13" / "python"
 sys.path.insert(0, str(QEMU_PYTHON))
 
 # pylint: disable=wrong-import-position
-from qemu.qmp import QMPError  # noqa: E402
+from qemu.qmp import ExecuteError, QMPError  # noqa: E402
 from qemu.qmp.legacy import QEMUMonitorProtocol  # noqa: E402
 
 # Keep in sync with tests/guest/nkvm-guest.h.  isa-debug-exit turns a
@@ -667,7 +667,15 @@ def migrate(src, dst, timeout=60.0, poll_interval=0.05, progress=None,
     uri = f"tcp:{host}:{ports[0]}"
     if progress:
         progress(f"destination listening on {uri}")
-    src.qmp("migrate", uri=uri)
+    try:
+        src.qmp("migrate", uri=uri)
+    except NkvmError as exc:
+        # Blocked before it started (as nested-kvm's strict mode blocks
+        # one it could not watch): told as a migration that failed.
+        if not isinstance(exc.__cause__, ExecuteError):
+            raise
+        return {"status": "failed", "error-desc": str(exc.__cause__),
+                "blocked": True}
     if started:
         started(src)
 

@@ -113,8 +113,26 @@ def finish(vm, name):
     tap.check(status == nkvm.EXIT_PASS, name, nkvm.exit_status_name(status))
 
 
+def destination_left(dst):
+    """Why DST, the destination of a migration that strict refused, no
+    longer waits for its stream, or None.  A refusal must come before the
+    source connects: a connection closed without a stream makes the
+    destination quit, and libvirt may then report that instead of the
+    reason (docs/libvirt.rst).  It quits within milliseconds; a second
+    is ample."""
+    time.sleep(1.0)
+    if dst.poll() is not None:
+        return f"it exited ({nkvm.exit_status_name(dst.poll())}): " + \
+            " | ".join(dst.stderr_log().strip().splitlines()[-2:])
+    run = dst.qmp("query-status")["status"]
+    return None if run == "inmigrate" else f"it is {run}"
+
+
 def test_strict_root(lab):
     src, dst = pair(lab, "root", "strict")
+    reasons = src.qmp("query-migrate").get("blocked-reasons", [])
+    tap.check(not reasons, "strict, as root: query-migrate lists no "
+              "blocked reason", "; ".join(reasons))
     info = nkvm.migrate(src, dst, timeout=TIMEOUT)
     tap.check(info.get("status") == "completed",
               "strict, as root: the observer arms and the migration "
@@ -125,6 +143,12 @@ def test_strict_root(lab):
 
 def test_strict_unprivileged(lab):
     src, dst = pair(lab, "strict", "strict", nkvm.unprivileged_wrapper())
+    # What libvirt reads before it starts a migration (docs/libvirt.rst)
+    reasons = src.qmp("query-migrate").get("blocked-reasons", [])
+    tap.check(any("event-migration=strict refuses to migrate" in r and
+                  "tracefs" in r for r in reasons),
+              "strict, unprivileged: query-migrate's blocked-reasons "
+              "names the missing tracefs access", "; ".join(reasons))
     start = time.monotonic()
     try:
         info = nkvm.migrate(src, dst, timeout=TIMEOUT)
@@ -141,6 +165,11 @@ def test_strict_unprivileged(lab):
               "strict, unprivileged: the source never stopped and runs on",
               f"source {run['status']} after "
               f"{time.monotonic() - start:.1f} s")
+    left = destination_left(dst)
+    tap.check(left is None and info.get("blocked"), "strict, "
+              "unprivileged: blocked before it started, the destination "
+              "still waits for a stream",
+              left or f"blocked={info.get('blocked')}")
     dst.kill()
     finish(src, "strict, unprivileged: the guest passes on the source")
 

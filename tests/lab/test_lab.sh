@@ -95,10 +95,10 @@ lab_kernel() {
     seen=$relayed
     # in-l1.sh has 16 checks (10 torture), test_accel.py 8, test_smoke.py 10
     # per accelerator, test_mirror.py 12, test_compat.py 4,
-    # test_event_migration.py 9 and test_states.py 20: fewer means
+    # test_event_migration.py 12 and test_states.py 20: fewer means
     # something crashed.
-    if [ "$seen" -lt 94 ]; then
-        tap "not ok" "lab $k: all 94 checks reported (got $seen, status $rc)"
+    if [ "$seen" -lt 97 ]; then
+        tap "not ok" "lab $k: all 97 checks reported (got $seen, status $rc)"
     fi
     rm -f "$out" "$out.err"
 }
@@ -147,7 +147,7 @@ lab_pair() {
 }
 
 # The libvirt checks: 14 in tests/lab/test_libvirt.py on host A of a
-# pair on KERNEL, and 5 more for virsh migrate --live to host B, on the
+# pair on KERNEL, and 6 more for virsh migrate --live to host B, on the
 # other kernel, and back; then 3 with --no-nesting in an L1 whose kvm_amd
 # has nested=0 (a nested-kvm domain must not start there).
 lab_libvirt() {
@@ -155,7 +155,7 @@ lab_libvirt() {
     [ "$k" != 6.1 ] || kb=6.12
     lab_prepare "libvirt $k" "Debian 12's libvirt 9.0 unpacked" \
         "$top/scripts/fetch-upstream.sh" libvirt || return 0
-    lab_stage "libvirt $k,$kb" 19 "all 19 checks" pair --kernels "$k,$kb" \
+    lab_stage "libvirt $k,$kb" 20 "all 20 checks" pair --kernels "$k,$kb" \
         --smp "$smp" --timeout "$timeout" -- bash tests/lab/in-l1-libvirt.sh \
         --pair-migrations "${LAB_LIBVIRT_MIGRATIONS:-6}"
     lab_stage "libvirt $k nested=0" 3 "all 3 checks" run --kernel "$k" \

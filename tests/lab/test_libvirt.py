@@ -341,8 +341,8 @@ def check_nested(tap, args, tracer, helper):
     before = dom.qemu_log()
     rc, out, err = virsh("save", dom.name, str(SAVE_DIR / "refused.save"))
     said = dom.qemu_log()[len(before):]
-    tap.check(rc != 0 and str(HELPER_SOCKET) in said and
-              "strict refuses" in said,
+    tap.check(rc != 0 and str(HELPER_SOCKET) in err and
+              "strict refuses" in err,
               "with the helper stopped, strict refuses virsh save and "
               "names the helper", (err or "saved") + " | " + said[-300:])
     log(f"virsh said: {err}")
@@ -494,18 +494,29 @@ def serve_peer(tap, peer, kernel):
 
 
 def migrate_refused(tap, dom, peer, helper):
-    """With the helper stopped, strict refuses virsh migrate at its setup,
-    naming the helper, and the domain runs on where it was."""
+    """With the helper stopped, strict refuses virsh migrate before it
+    starts (libvirt reads QEMU's blocked-reasons), naming the helper, the
+    domain runs on where it was, and B's QEMU saw no migration."""
     helper.stop()
     before = len(dom.qemu_log())
+    before_b = len(peer.qemu_log(dom))
     rc, out, err = virsh_migrate(dom.name, peer.addr)
     said = dom.qemu_log()[before:]
+    said_b = peer.qemu_log(dom)[before_b:]
     helper.start()
     tap.check(rc != 0 and str(HELPER_SOCKET) in err and
               "strict refuses" in err and dom.state() == "running",
               "with the helper stopped, strict refuses virsh migrate, "
               "naming the helper, and the domain keeps running on host A",
               f"{err or out} | {dom.state()} | {said[-300:]}")
+    # Refused before it connected, B's QEMU read no stream (a refusal
+    # after the connection makes it quit, and virsh may say only that).
+    reached = [ln for ln in said_b.splitlines()
+               if any(m in ln for m in ("load of migration failed",
+                                        "Not a migration stream"))]
+    tap.check(not reached, "the refused migration never reached host B's "
+              "QEMU", " | ".join(reached))
+    log(f"host B's QEMU said: {said_b.strip()[-600:]}")
     log(f"virsh said: {err}")
 
 
