@@ -370,7 +370,8 @@ def main():
         return tap.finish()
     test_bad_value()
     why = lab_ready()
-    names = ("strict as root", "strict unprivileged (3 checks)",
+    names = ("strict as root (3 checks)",
+             "strict unprivileged (5 checks)",
              "best-effort unprivileged (2 checks)",
              "strict unprivileged with the observer helper (5 checks)",
              "strict unprivileged, the helper dies mid-arming (2 checks)",
