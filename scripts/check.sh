@@ -87,7 +87,9 @@ functional() {
     return $rc
 }
 
+check_start=$SECONDS
 "$top/scripts/install-deps.sh" || { echo "not ok - install-deps"; }
+stage_times="deps $((SECONDS - check_start))"
 stage build build_fork
 stage nokvm build_nokvm
 stage stock build_stock
@@ -113,12 +115,15 @@ if [ "${NKVM_LAB:-1}" = 1 ]; then
     stage lab "$top/tests/lab/test_lab.sh"
     if [ -n "$vmx_pid" ]; then
         echo "=== vmx (log: $logdir/vmx.log)"
+        start=$SECONDS
         wait "$vmx_pid"
+        stage_times+=", vmx (after the lab) $((SECONDS - start))"
         rc=$?
         grep -E '^(ok|not ok) |^[0-9]+ passed' "$logdir/vmx.log"
         count "$logdir/vmx.log" "$rc" vmx
     fi
 fi
+echo "# stage times (s): $stage_times; in all $((SECONDS - check_start))"
 echo "$skipped skipped (they need a usable /dev/kvm)"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -19,13 +19,17 @@ count() {
     failed=$((failed + notok))
 }
 
-# stage NAME CMD...: run CMD, show its output, count its TAP lines.
+# stage NAME CMD...: run CMD, show its output, count its TAP lines, and
+# add "NAME SECONDS" to stage_times, which the caller prints at the end,
+# where CI's tail of the output shows where the time went.
+stage_times=""
 stage() {
-    local name=$1 log rc
+    local name=$1 log rc start=$SECONDS
     shift
     log=$logdir/$name.log
     echo "=== $name"
     "$@" 2>&1 | tee "$log"
     rc=${PIPESTATUS[0]}
     count "$log" "$rc" "$name"
+    stage_times+="${stage_times:+, }$name $((SECONDS - start))"
 }
