@@ -117,8 +117,8 @@ if [ "${NKVM_LAB:-1}" = 1 ]; then
         echo "=== vmx (log: $logdir/vmx.log)"
         start=$SECONDS
         wait "$vmx_pid"
-        stage_times+=", vmx (after the lab) $((SECONDS - start))"
         rc=$?
+        stage_times+=", vmx (after the lab) $((SECONDS - start))"
         grep -E '^(ok|not ok) |^[0-9]+ passed' "$logdir/vmx.log"
         count "$logdir/vmx.log" "$rc" vmx
     fi
