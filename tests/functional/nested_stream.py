@@ -380,7 +380,9 @@ LOOPBACK = "127.0.0.1"
 
 class HoldingProxy:
     """Forward a migration stream to TARGET_PORT on loopback, but only up
-    to the point PHASE names; then hold it until cut() or close()."""
+    to the point PHASE names; then hold it until cut() or close().  At
+    setup and live the source is held by the stream it cannot write; at
+    device the rest is read and dropped, so only the destination waits."""
 
     def __init__(self, target_port, phase):
         self.target_port = target_port
@@ -391,6 +393,8 @@ class HoldingProxy:
         self.listener.settimeout(60)
         self.port = self.listener.getsockname()[1]
         self.held = threading.Event()
+        self.closing = threading.Event()
+        self.discarded = 0
         self.socks = []
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -424,6 +428,8 @@ class HoldingProxy:
                         self.phase != "device" or
                         cpu_section_start(buf) >= 0):
                     self.held.set()
+                    if self.phase == "device":
+                        self._discard(client, len(buf))
                     return
                 data = client.recv(65536)
                 if not data:
@@ -436,12 +442,40 @@ class HoldingProxy:
         except OSError:
             return
 
+    def _discard(self, client, already):
+        """Read and drop the rest of the source's stream.  The source
+        writes its device state with the BQL held
+        (migration_completion_precopy()), so a proxy that stopped
+        reading would block it there, and every QMP command with it,
+        whenever the state after the cpu section outgrew the socket
+        buffers.  Only the destination must not get it: the source then
+        waits for its reply on the return path, stopped, without the
+        BQL.  The short timeout lets cut() stop this loop before it
+        closes the socket, which a recv() in progress would keep open."""
+        self.discarded = already
+        client.settimeout(0.05)
+        while not self.closing.is_set():
+            try:
+                data = client.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            if not data:
+                return
+            self.discarded += len(data)
+
     @staticmethod
     def _pump(src, dst):
         pump(src, dst, shutdown=False)
 
+    def _stop(self):
+        self.closing.set()
+        self.thread.join(5)
+
     def cut(self):
         """Reset both connections, as a link that goes away would."""
+        self._stop()
         for s in self.socks:
             try:
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
@@ -451,6 +485,7 @@ class HoldingProxy:
                 pass
 
     def close(self):
+        self.closing.set()
         self.listener.close()
         for s in self.socks:
             try:
