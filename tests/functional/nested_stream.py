@@ -469,13 +469,10 @@ class HoldingProxy:
     def _pump(src, dst):
         pump(src, dst, shutdown=False)
 
-    def _stop(self):
-        self.closing.set()
-        self.thread.join(5)
-
     def cut(self):
         """Reset both connections, as a link that goes away would."""
-        self._stop()
+        self.closing.set()
+        self.thread.join(5)
         for s in self.socks:
             try:
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,

@@ -28,7 +28,6 @@ import socket
 import struct
 import sys
 import threading
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "functional"))
@@ -113,13 +112,6 @@ class Source:
         return False
 
 
-def wait_for(pred, timeout):
-    deadline = time.monotonic() + timeout
-    while not pred() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return pred()
-
-
 def device_phase():
     dst = Destination()
     proxy = ns.HoldingProxy(dst.port, "device")
@@ -129,10 +121,10 @@ def device_phase():
     tap.check(held and done and src.error is None,
               "device: the source writes all its state after the cpu "
               "section", f"held={held} finished={done} error={src.error}")
-    tap.check(wait_for(lambda: proxy.discarded == len(CPU_HEADER) +
-                       AFTER_CPU, 10),
-              "device: the proxy read and dropped all of it",
-              f"{proxy.discarded} of {len(CPU_HEADER) + AFTER_CPU} bytes")
+    want = len(CPU_HEADER) + AFTER_CPU
+    dropped = nkvm.poll(lambda: proxy.discarded, lambda n: n == want, 10)
+    tap.check(dropped == want, "device: the proxy read and dropped all of it",
+              f"{dropped} of {want} bytes")
     proxy.cut()
     tap.check(src.reset_seen(),
               "device: cut() resets the source's connection while the "
