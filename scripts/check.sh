@@ -101,8 +101,9 @@ stage checkpatch checkpatch
 stage layers layers
 stage functional functional
 # Real KVM: nested SVM inside the fork's TCG (docs/lab.rst), and beside
-# it the bounded nested torture on VMX in Bochs: the SVM lab's L1 has one
-# vCPU and Bochs one thread, so each takes a core (NKVM_LAB_VMX=0: not).
+# it the bounded nested torture on VMX in Bochs: the SVM lab's L0 runs
+# its L1's two vCPUs on one TCG thread and Bochs has one thread, so each
+# takes a core (NKVM_LAB_VMX=0: not).
 # The SVM lab's host threads come first: Bochs runs niced, and its L1's
 # clock follows its instructions, not the host's.
 if [ "${NKVM_LAB:-1}" = 1 ]; then

@@ -64,14 +64,21 @@ echo "# test_accel.py exited with $? after $(( $(date +%s) - start )) s"
 
 # The test guest on L1's KVM: the smoke scenario under both accelerators,
 # a live migration between two nested-kvm processes, and the mirror's
-# QMP view (none of which may skip here).
+# QMP view (none of which may skip here).  A test that exits non-zero
+# without a failed check of its own (a crash, a timeout) is one failed
+# check here, so that it does not rest on test_lab.sh's count alone.
 py_test() {
-    local name=$1 rc start
+    local name=$1 rc start out
     shift
+    out=$(mktemp)
     start=$(date +%s)
-    timeout 400 /usr/bin/python3 "$@"
-    rc=$?
+    timeout 400 /usr/bin/python3 "$@" | tee "$out"
+    rc=${PIPESTATUS[0]}
     echo "# $name exited with $rc after $(( $(date +%s) - start )) s"
+    if [ "$rc" -ne 0 ] && ! grep -q '^not ok' "$out"; then
+        echo "not ok - $name exited with status $rc and reported no failed check"
+    fi
+    rm -f "$out"
 }
 py_test "test_smoke.py --accel kvm" \
     "$top/tests/functional/test_smoke.py" --accel kvm
