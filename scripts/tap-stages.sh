@@ -33,3 +33,30 @@ stage() {
     count "$log" "$rc" "$name"
     stage_times+="${stage_times:+, }$name $((SECONDS - start))"
 }
+
+# side_stage NAME CMD...: a stage run beside another, in the background:
+# CMD's output goes to NAME's log only, and its status and seconds to
+# NAME.status, for side_report to show and count once the other is done
+# (counters set in a background shell would be lost).
+side_stage() {
+    local name=$1 start=$SECONDS
+    shift
+    "$@" > "$logdir/$name.log" 2>&1
+    echo "$? $((SECONDS - start))" > "$logdir/$name.status"
+}
+
+# side_report NAME...: each side stage's log and count, as stage shows
+# them; one that left no status (killed, say) counts as a failure.
+side_report() {
+    local name rc secs
+    for name in "$@"; do
+        echo "=== $name (beside the lab; log: $logdir/$name.log)"
+        [ -f "$logdir/$name.log" ] || : > "$logdir/$name.log"
+        cat "$logdir/$name.log"
+        rc=1
+        secs=?
+        [ ! -f "$logdir/$name.status" ] || read -r rc secs < "$logdir/$name.status"
+        count "$logdir/$name.log" "$rc" "$name"
+        stage_times+="${stage_times:+, }$name (beside the lab) $secs"
+    done
+}

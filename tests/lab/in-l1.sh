@@ -146,8 +146,13 @@ torture() {
 }
 check "torture: nested-kvm, $torture_migrations migrations and $((torture_migrations * fail_every)) failed ones, nothing lost, duplicated or misdirected" \
     torture nested-kvm --expect-clean --fail-every "$fail_every" --extend 20
-check "torture: kvm, $torture_migrations migrations measured, control run clean" \
-    torture kvm --report-only
+# Upstream's figure on 6.1; on 6.12 it comes from the pair stage
+# (tests/lab/in-pair.sh, the same torture between a 6.1 and a 6.12 host),
+# to keep make check under 45 minutes.
+if on_kernel 6.1; then
+    check "torture: kvm, $torture_migrations migrations measured, control run clean" \
+        torture kvm --report-only
+fi
 # The negative control: the guest skips one injection on purpose
 # (drop=N), and the harness must report it lost.
 check "torture: nested-kvm negative control, a dropped injection is caught as lost" \
@@ -163,11 +168,13 @@ check "torture: nested-kvm negative control, a dropped injection is caught as lo
 # in flight as in the plain torture; the refusals get fewer (1 and 2 in
 # 20, 3 and 4 stops in flight, 6.12), so --extend migrates on, up to 80
 # more, while either is missing.  The plain torture above had the
-# control run.
-check "torture: nested-kvm strict refusals at the final stop leave the source running, nothing lost" \
-    torture nested-kvm --expect-clean --unknown-verdicts 1 \
-    --unknown-verdicts-on alternate --migrations 20 --extend 80 \
-    --control-seconds 0
+# control run.  On 6.12 only since 2026-12-03, for make check's time.
+if on_kernel 6.12; then
+    check "torture: nested-kvm strict refusals at the final stop leave the source running, nothing lost" \
+        torture nested-kvm --expect-clean --unknown-verdicts 1 \
+        --unknown-verdicts-on alternate --migrations 20 --extend 80 \
+        --control-seconds 0
+fi
 
 # Every way a VM leaves a host (docs/hidden-window.rst): postcopy
 # (switched over as soon as the migration runs), multifd, a VM paused

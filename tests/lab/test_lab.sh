@@ -95,13 +95,13 @@ lab_kernel() {
     tap ok "lab $k: L1 boots and runs the checks ($elapsed s)"
     relay "$k" "$out"
     seen=$relayed
-    # in-l1.sh has 15 checks of its own (9 torture), test_kvm_probe.py 5,
+    # in-l1.sh has 14 checks of its own (8 torture), test_kvm_probe.py 5,
     # test_accel.py 8, test_smoke.py 10 per accelerator, test_mirror.py
     # 12, test_svm_timer.py 3 per accelerator, test_failure_phases.py 12,
     # test_compat.py 4, test_event_migration.py 24 and test_states.py 20,
     # and on 6.12 test_syscalls.py 5: fewer means something crashed.
-    want=126
-    [ "$k" != 6.12 ] || want=131
+    want=125
+    [ "$k" != 6.12 ] || want=130
     if [ "$seen" -lt "$want" ]; then
         tap "not ok" "lab $k: all $want checks reported (got $seen, status $rc)"
     fi
