@@ -13,6 +13,10 @@ set -uo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 # 20 each way: a stop in flight comes about once in three migrations.
 migrations=${NKVM_PAIR_MIGRATIONS:-40}
+# Upstream's figure is reported, not asserted: 20 migrations (upstream
+# lost 5 events in make demo's 20 on 2026-12-03, 13 in make check's 40)
+# leave the time of the other 20 to make check's other checks.
+kvm_migrations=${NKVM_PAIR_KVM_MIGRATIONS:-20}
 cpus=${NKVM_PAIR_CPUS:-2}
 
 # shellcheck source=tests/lab/lab-lib.sh
@@ -20,15 +24,16 @@ cpus=${NKVM_PAIR_CPUS:-2}
 
 echo "# host A: kernel $(uname -r), $LAB_ADDR; host B: $LAB_PEER"
 
+# torture ACCEL MIGRATIONS ARGS...
 torture() {
-    local accel=$1
-    shift
+    local accel=$1 n=$2
+    shift 2
     lab_torture "pair torture $accel" 900 --pair --accel "$accel" \
-        --migrations "$migrations" --cpus "$cpus" --max-gap 0.5 \
+        --migrations "$n" --cpus "$cpus" --max-gap 0.5 \
         --control-seconds 20 "$@"
 }
 
 check "pair torture: nested-kvm, $cpus vCPUs, $migrations migrations between the hosts, nothing lost, duplicated or misdirected, a stop in flight" \
-    torture nested-kvm --expect-clean
-check "pair torture: kvm, $cpus vCPUs, $migrations migrations between the hosts measured, control run clean" \
-    torture kvm --report-only
+    torture nested-kvm "$migrations" --expect-clean
+check "pair torture: kvm, $cpus vCPUs, $kvm_migrations migrations between the hosts measured, control run clean" \
+    torture kvm "$kvm_migrations" --report-only
