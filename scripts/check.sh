@@ -101,8 +101,10 @@ later_stages() {
     "$run" layers layers
     "$run" functional functional
 }
-side_names=(nokvm fuzz checkpatch layers functional)
-[ -x "$top/scripts/run-fuzz.sh" ] || side_names=(nokvm checkpatch layers functional)
+# Their names, for side_report, from the same list.
+side_names=()
+side_name() { side_names+=("$1"); }
+later_stages side_name
 
 check_start=$SECONDS
 "$top/scripts/install-deps.sh" || { echo "not ok - install-deps"; }
