@@ -54,13 +54,19 @@ case "$flavour" in
         ;;
     stock)
         suffix=-stock
-        tree=$build/qemu-10.0.13-stock
+        tree=$build/stock/qemu-10.0.13
         firmware=
         patches=("$top"/scripts/patches/0001-*.patch)
         pkgversion="pristine 10.0.13 baseline"
         ;;
 esac
 objdir=$build/qemu-build$suffix
+# Stock's tree and build directory sit as the fork's do, one level down,
+# so that each compile's relative paths (../qemu-10.0.13/...) are the
+# fork's and ccache can reuse the fork's objects for files that the
+# patches and overlay leave alone: 91 % of stock's compiles, 143 s
+# against 600 s for the fork's build just before it (2026-12-03).
+[ "$flavour" != stock ] || objdir=$build/stock/qemu-build
 binary=$build/qemu-system-x86_64$suffix
 
 log() { echo "build-fork[$flavour]: $*"; }
@@ -73,6 +79,12 @@ OVERLAY=(
     "target-i386/qapi/nested-kvm-target.json:qapi/nested-kvm-target.json"
 )
 
+# One cache per build folder, so that a fresh clone starts from nothing
+# and its three builds share it: BASEDIR makes absolute paths under
+# build/ relative, and NOHASHDIR leaves the build directory (which -g
+# would name in the debug info) out of the hash.
+export CCACHE_DIR=${CCACHE_DIR:-$build/ccache}
+export CCACHE_BASEDIR=$build CCACHE_NOHASHDIR=true
 export PYTHONPATH="$build/tools/usr/lib/python3/dist-packages${PYTHONPATH:+:$PYTHONPATH}"
 
 series_id() {
@@ -186,7 +198,10 @@ configure_tree() {
 
 # ninja prints one status line per step; show one line per 5 % instead.
 run_ninja() {
-    NINJA_STATUS="@@ %p %f %t @@ " ninja -C "$objdir" "$@" 2>&1 |
+    local -a jobs=()
+    # NKVM_JOBS: ninja's parallel jobs (default: ninja's own, cores + 2).
+    [ -z "${NKVM_JOBS:-}" ] || jobs=(-j "$NKVM_JOBS")
+    NINJA_STATUS="@@ %p %f %t @@ " ninja -C "$objdir" "${jobs[@]}" "$@" 2>&1 |
         awk '
             $1 == "@@" {
                 p = $2; sub(/%/, "", p); p = int(p / 5) * 5
