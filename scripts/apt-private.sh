@@ -36,7 +36,9 @@ deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $uri bookworm mai
 deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $uri bookworm-backports main
 LIST
 fi
-cat > "$dir/apt.conf" <<CONF
+# Written aside and renamed: lab jobs that run at once (tests/lab/test_lab.sh)
+# may each call this while another's apt-get reads the file.
+cat > "$dir/apt.conf.$$" <<CONF
 Dir::Etc::SourceList "$dir/sources.list";
 Dir::Etc::SourceParts "$dir/parts";
 Dir::State::Lists "$dir/lists";
@@ -46,6 +48,7 @@ APT::Sandbox::User "root";
 APT::Architecture "amd64";
 Acquire::Languages "none";
 CONF
+mv -f "$dir/apt.conf.$$" "$dir/apt.conf"
 
 stamp="$dir/lists/.updated"
 if [ ! -f "$stamp" ] || [ "$dir/sources.list" -nt "$stamp" ]; then

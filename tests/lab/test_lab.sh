@@ -24,6 +24,10 @@
 # none skips it): its selftest on Debian's modules and on the series'
 # (scripts/lab run --kvm patched; tests/lab/in-l1-kvm-uapi.sh).
 #
+# These boots run in LAB_LANES lanes at once (default 2, one per host
+# core; 1: one after the other): each takes the next in the order above
+# when its last one ends, and its TAP is shown when it ends.
+#
 # Prints TAP ("ok N - lab 6.1: ...", "# nrips=..." diagnostics) and exits 1
 # if any check failed.  LAB_SMP and LAB_TIMEOUT tune the L1 VM.
 #
@@ -36,19 +40,35 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 # that migrate lose their QEMU now and then (docs/lab.rst, "Known
 # problems").
 smp=${LAB_SMP:-2}
-timeout=${LAB_TIMEOUT:-2400}
+# A guard against a hung L1, not a budget: with two lanes and the VMX
+# lab beside them, an L1 gets about two thirds of a core, and the 6.12
+# boot took 1,051 s on a whole one (2026-12-03).
+timeout=${LAB_TIMEOUT:-3600}
+lanes=${LAB_LANES:-2}
 number=0
 failures=0
 
+# tap ok|"not ok" NAME: one result, unnumbered: a job runs in a lane of
+# its own, and emit numbers its results once it ends.
 tap() {
-    local ok=$1 name=$2
-    number=$((number + 1))
-    if [ "$ok" = ok ]; then
-        echo "ok $number - $name"
-    else
-        failures=$((failures + 1))
-        echo "not ok $number - $name"
-    fi
+    echo "$1 - $2"
+}
+
+# emit FILE: a job's output, its results numbered and counted here.
+emit() {
+    local line
+    while IFS= read -r line; do
+        case $line in
+            "ok - "*)
+                number=$((number + 1))
+                echo "ok $number - ${line#ok - }" ;;
+            "not ok - "*)
+                number=$((number + 1))
+                failures=$((failures + 1))
+                echo "not ok $number - ${line#not ok - }" ;;
+            *) echo "$line" ;;
+        esac
+    done < "$1"
 }
 
 # relay LABEL FILE: FILE's TAP lines numbered here and named after LABEL,
@@ -184,16 +204,55 @@ lab_kvm_uapi() {
         -- bash tests/lab/in-l1-kvm-uapi.sh patched "$bin"
 }
 
+# run_jobs JOB...: each JOB (a function and its arguments, one word
+# each) in the background, at most $lanes at a time, in the order given;
+# each one's output is emitted when it ends, so a lane's results show
+# while the other runs on.  scripts/lab prepares each kernel's files
+# under a lock, so jobs that share a kernel do not unpack it twice.
+run_jobs() {
+    local jobs_dir pid job i=0
+    local -a queue=("$@")
+    local -A running=() started=()
+    jobs_dir=$(mktemp -d)
+    while [ "$i" -lt ${#queue[@]} ] || [ ${#running[@]} -gt 0 ]; do
+        while [ "$i" -lt ${#queue[@]} ] && [ ${#running[@]} -lt "$lanes" ]; do
+            job=${queue[$i]}
+            # shellcheck disable=SC2086 # a job is its words
+            $job > "$jobs_dir/$i" 2>&1 &
+            running[$!]=$i
+            started[$i]=$SECONDS
+            echo "# lab: started $job"
+            i=$((i + 1))
+        done
+        pid=""
+        wait -n -p pid "${!running[@]}"
+        if [ -z "$pid" ]; then
+            number=$((number + 1))
+            failures=$((failures + 1))
+            echo "not ok $number - lab: wait returned no job, ${#running[@]} still counted as running"
+            break
+        fi
+        job=${running[$pid]}
+        unset "running[$pid]"
+        echo "# lab: ${queue[$job]} ended after $((SECONDS - started[$job])) s"
+        emit "$jobs_dir/$job"
+    done
+    rm -rf "$jobs_dir"
+}
+
 main() {
     local kernels=("$@") k
+    local -a jobs=()
     [ ${#kernels[@]} -gt 0 ] || kernels=(6.1 6.12)
+    [[ $lanes =~ ^[1-9]$ ]] || { echo "LAB_LANES takes 1 to 9, not '$lanes'" >&2; exit 2; }
     for k in "${kernels[@]}"; do
         # "none": only the pair and libvirt stages
-        [ "$k" = none ] || lab_kernel "$k"
+        [ "$k" = none ] || jobs+=("lab_kernel $k")
     done
-    [ "${LAB_PAIR:-6.1,6.12}" = none ] || lab_pair "${LAB_PAIR:-6.1,6.12}"
-    [ "${LAB_LIBVIRT:-6.12}" = none ] || lab_libvirt "${LAB_LIBVIRT:-6.12}"
-    [ "${LAB_KVM_UAPI:-6.12}" = none ] || lab_kvm_uapi "${LAB_KVM_UAPI:-6.12}"
+    [ "${LAB_PAIR:-6.1,6.12}" = none ] || jobs+=("lab_pair ${LAB_PAIR:-6.1,6.12}")
+    [ "${LAB_LIBVIRT:-6.12}" = none ] || jobs+=("lab_libvirt ${LAB_LIBVIRT:-6.12}")
+    [ "${LAB_KVM_UAPI:-6.12}" = none ] || jobs+=("lab_kvm_uapi ${LAB_KVM_UAPI:-6.12}")
+    run_jobs "${jobs[@]}"
     echo "1..$number"
     [ "$failures" -eq 0 ]
 }
