@@ -375,14 +375,24 @@ ACTIONS = ("kill-dst", "cancel", "cut")
 # takes about 72 KiB of zero-page records, and a migration cannot
 # converge (and stop the source) before its first pass is through.
 LIVE_BYTES = 32 << 10
+# The source's rate while held at setup or live.  Loopback's socket
+# buffers can take a whole first pass of a small guest (about 144 KiB
+# for 64 MiB), so at full speed a source "held" at setup can reach its
+# final stop before the test asks for its run state: once in the
+# clean-clone make check of 2026-12-03, with four labs on two cores, a
+# source held at setup was found in finish-migrate.  At 32 KiB/s the
+# first pass takes seconds, the hold at live comes about 1 s in.
+HOLD_BANDWIDTH = 32 << 10
 LOOPBACK = "127.0.0.1"
 
 
 class HoldingProxy:
     """Forward a migration stream to TARGET_PORT on loopback, but only up
     to the point PHASE names; then hold it until cut() or close().  At
-    setup and live the source is held by the stream it cannot write; at
-    device the rest is read and dropped, so only the destination waits."""
+    setup and live the source is held by the stream it cannot write, once
+    the socket buffers are full, and slowed (HOLD_BANDWIDTH) so that it
+    cannot end its first pass before they are; at device the rest is read
+    and dropped, so only the destination waits."""
 
     def __init__(self, target_port, phase):
         self.target_port = target_port
@@ -528,9 +538,10 @@ def _break_migration(src, dst, phase, action, timeout):
     port = dst.qmp("query-migrate")["socket-address"][0]["port"]
     proxy = HoldingProxy(int(port), phase)
     try:
-        if phase == "live":
-            # Slow enough that RAM is still streaming when held.
-            src.qmp("migrate-set-parameters", **{"max-bandwidth": 8 << 20})
+        if phase in ("setup", "live"):
+            # RAM still streaming when held, and long after.
+            src.qmp("migrate-set-parameters",
+                    **{"max-bandwidth": HOLD_BANDWIDTH})
         src.qmp("migrate", uri=f"tcp:{LOOPBACK}:{proxy.port}")
         if not proxy.held.wait(timeout):
             src.qmp("migrate_cancel")
