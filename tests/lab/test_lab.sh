@@ -41,8 +41,9 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 # problems").
 smp=${LAB_SMP:-2}
 # A guard against a hung L1, not a budget: with two lanes and the VMX
-# lab beside them, an L1 gets about two thirds of a core, and the 6.12
-# boot took 1,051 s on a whole one (2026-12-03).
+# lab and the later stages beside them, the 6.12 boot took 1,893 s in
+# the clean-clone make check of 2026-12-03 (1,051 s alone on its core
+# the day before).
 timeout=${LAB_TIMEOUT:-3600}
 lanes=${LAB_LANES:-2}
 number=0
@@ -71,7 +72,7 @@ emit() {
     done < "$1"
 }
 
-# relay LABEL FILE: FILE's TAP lines numbered here and named after LABEL,
+# relay LABEL FILE: FILE's TAP lines named after LABEL (emit numbers them),
 # its "# " lines kept as diagnostics; sets relayed to the number of TAP
 # lines.  A SKIP inside the lab is a failure: L1's /dev/kvm must be
 # usable there.
@@ -95,8 +96,8 @@ relay() {
     done < "$file"
 }
 
-# lab_kernel K: one L1 boot running in-l1.sh; its TAP lines are numbered
-# here and named after K.  A SKIP inside the lab is a failure: L1's
+# lab_kernel K: one L1 boot running in-l1.sh; its TAP lines are named
+# after K.  A SKIP inside the lab is a failure: L1's
 # /dev/kvm must be usable there.
 lab_kernel() {
     local k=$1 out rc start elapsed seen=0 want
