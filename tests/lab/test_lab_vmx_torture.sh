@@ -30,7 +30,11 @@ nkvm_n=20
 extend=20
 drop=40
 record=""
-timeout=2400
+# A guard against a hung L1, not a budget: its clock follows Bochs'
+# instructions, so a busy host only stretches the run.  Beside the SVM
+# lab's two lanes it gets a third of the two cores or less; alone it
+# took 1,113 s (2026-12-03).
+timeout=5400
 while [ $# -gt 0 ]; do
     case $1 in
         --kernel) kernel=${2:?}; shift 2 ;;
