@@ -80,7 +80,9 @@ OVERLAY=(
 )
 
 # One cache per build folder, so that a fresh clone starts from nothing
-# and its three builds share it: BASEDIR makes absolute paths under
+# and stock's build finds the fork's objects there (those of the builds
+# without KVM and with sanitizers differ, through config-poison.h,
+# config-host.h or their flags): BASEDIR makes absolute paths under
 # build/ relative, and NOHASHDIR leaves the build directory (which -g
 # would name in the debug info) out of the hash.
 export CCACHE_DIR=${CCACHE_DIR:-$build/ccache}
