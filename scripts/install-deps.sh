@@ -13,7 +13,7 @@ PKGS=(
     clang libclang-rt-14-dev   # libFuzzer, ASan and UBSan
     iproute2           # network namespaces as test hosts
     strace             # exact system-call counts (tests/lab/test_syscalls.py)
-    ccache             # the fork, stock and nokvm builds share objects
+    ccache             # stock's build reuses the fork's objects
 )
 
 missing=()

@@ -41,9 +41,9 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 # problems").
 smp=${LAB_SMP:-2}
 # A guard against a hung L1, not a budget: with two lanes and the VMX
-# lab and the later stages beside them, the 6.12 boot took 1,893 s in
-# the clean-clone make check of 2026-12-03 (1,051 s alone on its core
-# the day before).
+# lab and the later stages beside them, the 6.12 boot took 1,893 s and
+# 2,780 s in the clean-clone make checks of 2026-12-03 (1,051 s alone on
+# its core the day before).
 timeout=${LAB_TIMEOUT:-3600}
 lanes=${LAB_LANES:-2}
 number=0
@@ -55,18 +55,20 @@ tap() {
     echo "$1 - $2"
 }
 
+# result ok|"not ok" NAME: one result, numbered and counted here.
+result() {
+    number=$((number + 1))
+    [ "$1" = ok ] || failures=$((failures + 1))
+    echo "$1 $number - $2"
+}
+
 # emit FILE: a job's output, its results numbered and counted here.
 emit() {
     local line
     while IFS= read -r line; do
         case $line in
-            "ok - "*)
-                number=$((number + 1))
-                echo "ok $number - ${line#ok - }" ;;
-            "not ok - "*)
-                number=$((number + 1))
-                failures=$((failures + 1))
-                echo "not ok $number - ${line#not ok - }" ;;
+            "ok - "*) result ok "${line#ok - }" ;;
+            "not ok - "*) result "not ok" "${line#not ok - }" ;;
             *) echo "$line" ;;
         esac
     done < "$1"
@@ -228,9 +230,7 @@ run_jobs() {
         pid=""
         wait -n -p pid "${!running[@]}"
         if [ -z "$pid" ]; then
-            number=$((number + 1))
-            failures=$((failures + 1))
-            echo "not ok $number - lab: wait returned no job, ${#running[@]} still counted as running"
+            result "not ok" "lab: wait returned no job, ${#running[@]} still counted as running"
             break
         fi
         job=${running[$pid]}
