@@ -151,6 +151,15 @@ def binary(build):
     return nkvm.qemu_binary()
 
 
+def syscalls_runs(rec):
+    """How test_syscalls.py's record says its two runs ended: by time
+    until 2026-12-03, then by the guest's count."""
+    if "short_count" in rec:
+        return (f"until {rec['short_count']} guest iterations and for "
+                f"{rec.get('added_count')} more")
+    return f"for {rec.get('short_s')} s and {rec.get('long_s')} s"
+
+
 def read_counter(vm, address):
     """The iteration count at ADDRESS of VM's bench-* loop, and the
     monotonic time it was read at (the middle of the HMP round trip).
@@ -1028,9 +1037,8 @@ def render(recs, wall=None, raw=None):
                 "- ``counts.*``: ``tests/lab/test_syscalls.py`` in a third "
                 f"lab run (kernel {r.get('kernel')}, status {r.get('status')}"
                 f", {r.get('checks_failed')} checks failed): each scenario "
-                f"under ``strace -ff`` for {r.get('short_s')} s and "
-                f"{r.get('long_s')} s; the exits are the KVM_RUN returns the "
-                "longer run added (bench-nested's L2 exits stay in L1's "
+                f"under ``strace -ff`` {syscalls_runs(r)}; the exits are "
+                "the KVM_RUN returns the longer run added (bench-nested's L2 exits stay in L1's "
                 "KVM), and the fork's extra ioctls are those its vCPU "
                 "thread makes beyond stock's over the same exits.  Per "
                 "migration: the calls of one migration of bench-nested's "
