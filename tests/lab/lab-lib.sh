@@ -14,16 +14,18 @@ check() {
 }
 
 # lab_torture LABEL LIMIT ARGS...: tests/lab/torture.py ARGS within LIMIT
-# seconds; prints its JSON line and what went wrong as "# " lines, and
-# returns its status.
+# seconds; prints its JSON line, its status and time (what make check's
+# length is made of; 124 is the limit), and what went wrong as "# "
+# lines, and returns its status.
 lab_torture() {
-    local label=$1 limit=$2 out rc err
+    local label=$1 limit=$2 out rc err start=$SECONDS
     shift 2
     err=$(mktemp)
     out=$(timeout "$limit" /usr/bin/python3 "$top/tests/lab/torture.py" \
         "$@" 2>"$err")
     rc=$?
     grep '^{' <<<"$out" | sed "s/^/# $label: /"
+    echo "# $label: status $rc after $((SECONDS - start)) s"
     # the guest's per-round diagnostics, the failures that went wrong,
     # the pair's hosts, and the tail if it failed
     grep -E 'guest: torture: (cpu [0-9]+ )?round|induced failure|strict refusal|pair:|(precopy|multifd|postcopy|paused|savevm) failed|negative control' \
