@@ -163,7 +163,8 @@ def syscalls_runs(rec):
 def read_counter(vm, address):
     """The iteration count at ADDRESS of VM's bench-* loop, and the
     monotonic time it was read at (the middle of the HMP round trip).
-    HMP xp reads guest memory and syncs no vCPU."""
+    HMP xp syncs the monitor's vCPU first (mon_get_cpu()): one
+    KVM_GET_* round per read, the same for every build."""
     t0 = time.monotonic()
     out = vm.qmp("human-monitor-command",
                  **{"command-line": f"xp /1gx {address:#x}"})
@@ -172,6 +173,14 @@ def read_counter(vm, address):
     if not m:
         raise nkvm.NkvmError(f"{vm.name}: cannot parse xp: {out!r}")
     return int(m.group(1), 16), (t0 + t1) / 2
+
+
+def read_counter_nosync(vm, address, path):
+    """The iteration count at ADDRESS, read through QMP pmemsave into
+    PATH: unlike xp, it syncs no vCPU, so the vCPU thread makes no call
+    for it (test_syscalls.py counts those calls)."""
+    vm.qmp("pmemsave", val=address, size=8, filename=str(path))
+    return int.from_bytes(Path(path).read_bytes(), "little")
 
 
 # The fork's trace events that time its work at a stop and at each
