@@ -244,8 +244,8 @@ if on_kernel 6.12; then
     check "torture: nested-kvm, stop-settle-ms=0 (watched from the migration's setup), 2 vCPUs, $mode_migrations migrations, nothing lost, a stop in flight" \
         lab_torture "torture setup-armed" 600 --accel nested-kvm \
         --state-source observer --cpus 2 --migrations "$mode_migrations" \
-        --extend 20 \
-        --max-gap 0.5 --control-seconds 0 --stop-settle-ms 0 --expect-clean
+        --extend 20 --max-gap 0.5 --control-seconds 0 --stop-settle-ms 0 \
+        --expect-clean
 fi
 
 # The observer without privilege (docs/libvirt.rst): every QEMU runs as
@@ -256,6 +256,7 @@ if on_kernel 6.1; then
     check "torture: nested-kvm as nobody through the observer helper, 2 vCPUs, $mode_migrations migrations, nothing lost, a stop in flight" \
         lab_torture "torture unprivileged" 600 --accel nested-kvm \
         --unprivileged --state-source observer --cpus 2 \
-        --migrations "$mode_migrations" --extend 20 --max-gap 0.5 --control-seconds 0 --expect-clean
+        --migrations "$mode_migrations" --extend 20 --max-gap 0.5 \
+        --control-seconds 0 --expect-clean
 fi
 
