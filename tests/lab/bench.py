@@ -1047,9 +1047,10 @@ def render(recs, wall=None, raw=None):
                 f"lab run (kernel {r.get('kernel')}, status {r.get('status')}"
                 f", {r.get('checks_failed')} checks failed): each scenario "
                 f"under ``strace -ff`` {syscalls_runs(r)}; the exits are "
-                "the KVM_RUN returns the longer run added (bench-nested's L2 exits stay in L1's "
-                "KVM), and the fork's extra ioctls are those its vCPU "
-                "thread makes beyond stock's over the same exits.  Per "
+                "the KVM_RUN returns the longer run added (bench-nested's "
+                "L2 exits stay in L1's KVM), and the fork's extra ioctls "
+                "are those its vCPU thread makes beyond stock's over the "
+                "same exits.  Per "
                 "migration: the calls of one migration of bench-nested's "
                 "source, fork's beyond stock's, all threads.")
     wire = meta_rec.get("subsection_wire_bytes")
