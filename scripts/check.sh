@@ -127,12 +127,13 @@ else
     # share the two cores as equals, so that none is left to run alone
     # on one core at the end, as a niced one would be (make check's
     # length is its work over two cores only if nothing runs alone).
-    rm -f "$logdir"/*.status
+    rm -f "$logdir"/*.status "$logdir"/*.cpu
     (export NKVM_JOBS=1; later_stages side_stage) &
     side_pid=$!
     vmx_pid=""
     if [ "${NKVM_LAB_VMX:-1}" = 1 ]; then
-        "$top/tests/lab/test_lab_vmx_torture.sh" > "$logdir/vmx.log" 2>&1 &
+        cpu_run "$logdir/vmx.cpu" "$top/tests/lab/test_lab_vmx_torture.sh" \
+            > "$logdir/vmx.log" 2>&1 &
         vmx_pid=$!
     fi
     stage lab "$top/tests/lab/test_lab.sh"
@@ -148,6 +149,9 @@ else
         stage_times+=", vmx (after the lab) $((SECONDS - start))"
         grep -E '^(ok|not ok) |^[0-9]+ passed' "$logdir/vmx.log"
         count "$logdir/vmx.log" "$rc" vmx
+        cpu="?"
+        [ ! -f "$logdir/vmx.cpu" ] || read -r cpu < "$logdir/vmx.cpu"
+        stage_cpu+=", vmx $cpu"
     fi
 fi
 # The CPU time of every stage, with the children that each waited
@@ -157,6 +161,7 @@ times > "$logdir/check.times"
 cpu=$(awk 'NR == 2 { for (i = 1; i <= 2; i++) { split($i, a, /[ms]/)
                      s += a[1] * 60 + a[2] } printf "%d", s }' "$logdir/check.times")
 echo "# stage times (s): $stage_times; in all $((SECONDS - check_start)), CPU $cpu"
+echo "# stage CPU (s): $stage_cpu"
 echo "$skipped skipped (they need a usable /dev/kvm)"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -35,6 +35,9 @@
 set -uo pipefail
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
+# cpu_run: each job's CPU seconds
+# shellcheck source=scripts/tap-stages.sh
+. "$top/scripts/tap-stages.sh"
 # Two L1 vCPUs, on scripts/lab's one TCG thread: a guest hypervisor's
 # host has more than one CPU, and with a thread per vCPU nested guests
 # that migrate lose their QEMU now and then (docs/lab.rst, "Known
@@ -213,7 +216,7 @@ lab_kvm_uapi() {
 # while the other runs on.  scripts/lab prepares each kernel's files
 # under a lock, so jobs that share a kernel do not unpack it twice.
 run_jobs() {
-    local jobs_dir pid job i=0
+    local jobs_dir pid job cpu i=0
     local -a queue=("$@")
     local -A running=() started=()
     jobs_dir=$(mktemp -d)
@@ -221,7 +224,7 @@ run_jobs() {
         while [ "$i" -lt ${#queue[@]} ] && [ ${#running[@]} -lt "$lanes" ]; do
             job=${queue[$i]}
             # shellcheck disable=SC2086 # a job is its words
-            $job > "$jobs_dir/$i" 2>&1 &
+            cpu_run "$jobs_dir/$i.cpu" $job > "$jobs_dir/$i" 2>&1 &
             running[$!]=$i
             started[$i]=$SECONDS
             echo "# lab: started $job"
@@ -235,7 +238,9 @@ run_jobs() {
         fi
         job=${running[$pid]}
         unset "running[$pid]"
-        echo "# lab: ${queue[$job]} ended after $((SECONDS - started[$job])) s"
+        cpu="?"
+        [ ! -f "$jobs_dir/$job.cpu" ] || read -r cpu < "$jobs_dir/$job.cpu"
+        echo "# lab: ${queue[$job]} ended after $((SECONDS - started[$job])) s, CPU $cpu s"
         emit "$jobs_dir/$job"
     done
     rm -rf "$jobs_dir"
