@@ -13,10 +13,11 @@ set -uo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 # 20 each way: a stop in flight comes about once in three migrations.
 migrations=${NKVM_PAIR_MIGRATIONS:-40}
-# Upstream's figure is reported, not asserted: 20 migrations (upstream
-# lost 5 events in make demo's 20 on 2026-12-03, 13 in make check's 40)
-# leave the time of the other 20 to make check's other checks.
-kvm_migrations=${NKVM_PAIR_KVM_MIGRATIONS:-20}
+# Upstream's figure is reported, not asserted, over 10 migrations
+# (upstream lost 5 events in make demo's 20 on 2026-12-03, 5 in make
+# check's 20, 13 in its 40): 164 s of a 584-s pair stage at 20, and
+# make check must stay under 45 minutes.
+kvm_migrations=${NKVM_PAIR_KVM_MIGRATIONS:-10}
 cpus=${NKVM_PAIR_CPUS:-2}
 
 # shellcheck source=tests/lab/lab-lib.sh
