@@ -149,8 +149,7 @@ else
         stage_times+=", vmx (after the lab) $((SECONDS - start))"
         grep -E '^(ok|not ok) |^[0-9]+ passed' "$logdir/vmx.log"
         count "$logdir/vmx.log" "$rc" vmx
-        cpu="?"
-        [ ! -f "$logdir/vmx.cpu" ] || read -r cpu < "$logdir/vmx.cpu"
+        cpu_of "$logdir/vmx.cpu"
         stage_cpu+=", vmx $cpu"
     fi
 fi

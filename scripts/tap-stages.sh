@@ -44,6 +44,13 @@ cpu_run() (
     exit "$rc"
 )
 
+# cpu_of FILE: sets cpu to the seconds cpu_run wrote to FILE, or "?"
+# where it wrote none (the command was killed).
+cpu_of() {
+    cpu="?"
+    [ ! -f "$1" ] || read -r cpu < "$1"
+}
+
 # stage NAME CMD...: run CMD, show its output, count its TAP lines, and
 # add "NAME SECONDS" to stage_times and "NAME CPU-SECONDS" to stage_cpu,
 # which the caller prints at the end, where CI's tail of the output
@@ -51,7 +58,7 @@ cpu_run() (
 stage_times=""
 stage_cpu=""
 stage() {
-    local name=$1 log rc start=$SECONDS cpu="?"
+    local name=$1 log rc start=$SECONDS cpu
     shift
     log=$logdir/$name.log
     echo "=== $name"
@@ -59,7 +66,7 @@ stage() {
     rc=${PIPESTATUS[0]}
     count "$log" "$rc" "$name"
     stage_times+="${stage_times:+, }$name $((SECONDS - start))"
-    [ ! -f "$logdir/$name.cpu" ] || read -r cpu < "$logdir/$name.cpu"
+    cpu_of "$logdir/$name.cpu"
     stage_cpu+="${stage_cpu:+, }$name $cpu"
 }
 
@@ -88,8 +95,7 @@ side_report() {
         [ ! -f "$logdir/$name.status" ] || read -r rc secs < "$logdir/$name.status"
         count "$logdir/$name.log" "$rc" "$name"
         stage_times+="${stage_times:+, }$name (beside the lab) $secs"
-        cpu="?"
-        [ ! -f "$logdir/$name.cpu" ] || read -r cpu < "$logdir/$name.cpu"
+        cpu_of "$logdir/$name.cpu"
         stage_cpu+="${stage_cpu:+, }$name $cpu"
     done
 }

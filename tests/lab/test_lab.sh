@@ -39,7 +39,7 @@
 set -uo pipefail
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
-# cpu_run: each job's CPU seconds
+# cpu_run and cpu_of: each job's CPU seconds
 # shellcheck source=scripts/tap-stages.sh
 . "$top/scripts/tap-stages.sh"
 # Two L1 vCPUs, on scripts/lab's one TCG thread: a guest hypervisor's
@@ -242,8 +242,7 @@ run_jobs() {
         fi
         job=${running[$pid]}
         unset "running[$pid]"
-        cpu="?"
-        [ ! -f "$jobs_dir/$job.cpu" ] || read -r cpu < "$jobs_dir/$job.cpu"
+        cpu_of "$jobs_dir/$job.cpu"
         echo "# lab: ${queue[$job]} ended after $((SECONDS - started[$job])) s, CPU $cpu s"
         emit "$jobs_dir/$job"
     done
