@@ -154,12 +154,9 @@ else
     fi
 fi
 # The CPU time of every stage, with the children that each waited
-# for: what make check costs on any number of cores.  times runs here,
-# not in a subshell, whose children are not these.
-times > "$logdir/check.times"
-cpu=$(awk 'NR == 2 { for (i = 1; i <= 2; i++) { split($i, a, /[ms]/)
-                     s += a[1] * 60 + a[2] } printf "%d", s }' "$logdir/check.times")
-echo "# stage times (s): $stage_times; in all $((SECONDS - check_start)), CPU $cpu"
+# for: what make check costs on any number of cores.
+cpu_ticks
+echo "# stage times (s): $stage_times; in all $((SECONDS - check_start)), CPU $((ticks / 100))"
 echo "# stage CPU (s): $stage_cpu"
 echo "$skipped skipped (they need a usable /dev/kvm)"
 echo "$passed passed, $failed failed"
